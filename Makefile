@@ -1,0 +1,138 @@
+# grepop: build, tests, install. See README.md.
+#
+#   make            build everything into build/
+#   make check      install missing packages, build, run every test, then
+#                   again against an AddressSanitizer/UBSan build
+#   make demo       run the POP end to end on the built-in demo lab
+#   make SAN=1 BUILD=build-asan   a sanitizer build by hand
+
+BUILD ?= build
+SAN ?=
+PREFIX ?= /usr/local
+DESTDIR ?=
+CC ?= cc
+
+PKGS := liburcu liburcu-cds libnftnl libmnl libconfig libzmq libsystemd \
+	libmicrohttpd jansson libcurl
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wformat=2 -Wpointer-arith -Wvla -Wno-unused-parameter -Wundef \
+	-Wcast-align -Wimplicit-fallthrough
+OPT := -O2
+ifeq ($(SAN),1)
+OPT := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+ifeq ($(SAN),thread)
+OPT := -O1 -fsanitize=thread -fno-omit-frame-pointer
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS := -std=gnu11 -g $(OPT) $(WARN) -D_GNU_SOURCE -I. $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS := $(filter -fsanitize=%,$(OPT)) $(EXTRA_LDFLAGS)
+LDLIBS := $(PKG_LIBS) -lcsv -lpthread -lm
+
+PROGRAMS := gatewayd healthd statsd grepopctl
+
+# Code shared by every process: the library folder and the shared memory.
+LIB_SRC := $(wildcard lib/*.c shm/*.c)
+LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+
+# Each program's folder is one archive (all but main.c) and one binary, so
+# unit tests link exactly the modules they test.
+define program
+$(1)_SRC := $$(wildcard $(1)/*.c)
+$(1)_OBJ := $$(patsubst %.c,$(BUILD)/obj/%.o,$$($(1)_SRC))
+$(1)_MODS := $$(filter-out $(BUILD)/obj/$(1)/main.o,$$($(1)_OBJ))
+$(BUILD)/lib$(1).a: $$($(1)_MODS)
+	@mkdir -p $$(@D)
+	@rm -f $$@
+	ar rcs $$@ $$^ $$(if $$^,,$(BUILD)/obj/empty.o)
+$(BUILD)/$(1): $(BUILD)/obj/$(1)/main.o $(BUILD)/lib$(1).a $(BUILD)/libgrepop.a
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach p,$(PROGRAMS),$(eval $(call program,$(p))))
+
+PROGRAM_LIBS := $(foreach p,$(PROGRAMS),$(BUILD)/lib$(p).a)
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+TOOL_SRC := $(wildcard tests/lab/*.c tests/bench/*.c)
+TOOL_BIN := $(patsubst %.c,$(BUILD)/tools/%,$(notdir $(TOOL_SRC)))
+
+.PHONY: all tests check check-run deps demo install clean bench fuzz soak
+.DEFAULT_GOAL := all
+
+all: $(addprefix $(BUILD)/,$(patsubst %/main.c,%,$(wildcard $(addsuffix /main.c,$(PROGRAMS))))) $(TOOL_BIN)
+
+tests: all $(UNIT_BIN)
+
+$(BUILD)/obj/empty.o:
+	@mkdir -p $(@D)
+	echo 'typedef int grepop_empty;' | $(CC) $(CFLAGS) -x c -c -o $@ -
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/libgrepop.a: $(LIB_OBJ)
+	@mkdir -p $(@D)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(PROGRAM_LIBS): | $(BUILD)/obj/empty.o
+
+# tests/unit/test_PROGRAM_*.c link that program's modules; the others only
+# the shared library.
+test_lib = $(firstword $(foreach p,$(PROGRAMS),$(if $(filter test_$(p)_%,$(1)),$(BUILD)/lib$(p).a)))
+
+.SECONDEXPANSION:
+$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $$(call test_lib,test_$$*) $(BUILD)/libgrepop.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcunit
+
+$(BUILD)/tools/%: $(BUILD)/obj/tests/lab/%.o $(BUILD)/libgrepop.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tools/%: $(BUILD)/obj/tests/bench/%.o $(PROGRAM_LIBS) $(BUILD)/libgrepop.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(PROGRAM_LIBS) $(BUILD)/libgrepop.a $(LDLIBS)
+
+deps:
+	@scripts/deps.sh --install
+
+# The README's test command. Runs the whole suite on the normal build, then
+# on the AddressSanitizer/UBSan build.
+check:
+	@scripts/deps.sh
+	@$(MAKE) --no-print-directory tests
+	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 tests
+	@tests/run.sh build build-asan
+
+# One build only, for iterating: make check-run BUILD=build
+check-run: tests
+	@tests/run.sh $(BUILD)
+
+demo:
+	@scripts/deps.sh
+	@$(MAKE) --no-print-directory all
+	@tests/demo.sh $(BUILD)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BUILD)/gatewayd $(BUILD)/healthd $(BUILD)/statsd $(DESTDIR)$(PREFIX)/sbin/
+	install -m 0755 $(BUILD)/grepopctl $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)/etc/grepop $(DESTDIR)/lib/systemd/system $(DESTDIR)/var/lib/grepop
+	install -m 0644 etc/grepop.conf $(DESTDIR)/etc/grepop/grepop.conf
+	test -e $(DESTDIR)/var/lib/grepop/sites.csv || \
+		install -m 0644 etc/sites-empty.csv $(DESTDIR)/var/lib/grepop/sites.csv
+	for u in systemd/*.service systemd/*.target; do \
+		[ -e "$$u" ] || continue; \
+		sed 's|@PREFIX@|$(PREFIX)|g' "$$u" > $(DESTDIR)/lib/systemd/system/$$(basename "$$u"); \
+	done
+
+clean:
+	rm -rf build build-asan build-tsan build-fuzz
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
