@@ -6,22 +6,30 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <sys/wait.h>
 #include <CUnit/Basic.h>
+#include <jansson.h>
 #include <libmnl/libmnl.h>
+#include <netinet/ip.h>
 #include <linux/fib_rules.h>
 #include <linux/if_tun.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 
 #include "gatewayd/netlink.h"
+#include "gatewayd/nft.h"
 #include "gatewayd/tun.h"
+#include "lib/timeutil.h"
 
 #define TUN_A		"grepop-t0"
 #define TABLE		100
@@ -385,6 +393,364 @@ static void test_link_teardown(void)
 	CU_ASSERT_EQUAL(if_nametoindex(TUN_A), 0);
 }
 
+/* --- nftables --- */
+
+#define GATEWAY_IP	"192.0.2.1"
+#define PEER_IP		"192.0.2.2"
+#define KNOWN_SITE	"198.18.0.2"
+#define UNKNOWN_SRC	"203.0.113.9"
+
+static struct in_addr ip4(const char *s)
+{
+	struct in_addr a;
+
+	inet_pton(AF_INET, s, &a);
+	return a;
+}
+
+/* Run CMD and keep its stdout in BUF. 0 if it exited 0. */
+static int run_capture(const char *cmd, char *buf, size_t len)
+{
+	size_t n = 0, r;
+	FILE *f;
+
+	f = popen(cmd, "r");
+	if (!f)
+		return -1;
+	while (n + 1 < len && (r = fread(buf + n, 1, len - n - 1, f)) > 0)
+		n += r;
+	buf[n] = '\0';
+	return pclose(f) == 0 ? 0 : -1;
+}
+
+/* The set's elements as the nft tool lists them (-1 if it cannot). */
+static json_t *nft_list_elems(void)
+{
+	json_t *root, *items, *item, *elems;
+	json_error_t jerr;
+	size_t i;
+	FILE *f;
+
+	f = popen("nft -j list set ip " NFT_TABLE " " NFT_SET, "r");
+	if (!f)
+		return NULL;
+	root = json_loadf(f, 0, &jerr);
+	pclose(f);
+	items = json_object_get(root, "nftables");
+	json_array_foreach(items, i, item) {
+		if (!json_object_get(item, "set"))
+			continue;
+		elems = json_object_get(json_object_get(item, "set"), "elem");
+		elems = elems ? json_incref(elems) : json_array();
+		json_decref(root);
+		return elems;
+	}
+	json_decref(root);
+	return NULL;
+}
+
+static bool elems_contain(json_t *elems, const char *addr)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(elems, i, e) {
+		if (json_is_string(e) && strcmp(json_string_value(e), addr) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void test_nft_setup(void)
+{
+	struct in_addr gw = ip4(GATEWAY_IP);
+	uint64_t packets = 7, bytes = 7;
+	char out[4096];
+
+	CU_ASSERT_EQUAL_FATAL(nft_setup(&gw), 0);
+	CU_ASSERT_EQUAL_FATAL(run_capture("nft list table ip grepop", out, sizeof(out)), 0);
+	printf("\n%s", out);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "set sites {\n\t\ttype ipv4_addr\n\t}"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "chain input {\n\t\ttype filter hook input "
+				      "priority raw; policy accept;\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "\t\tip daddr 192.0.2.1 ip protocol gre "
+				      "ip saddr != @sites counter packets 0 bytes 0 drop\n"));
+	CU_ASSERT_EQUAL(nft_read_drop_counter(&packets, &bytes), 0);
+	CU_ASSERT(packets == 0 && bytes == 0);
+}
+
+/* A table left by a crashed run, changed by hand: replaced as a whole. */
+static void test_nft_setup_replaces(void)
+{
+	struct in_addr gw = ip4(GATEWAY_IP);
+	char out[4096];
+
+	CU_ASSERT_EQUAL(system("nft add chain ip grepop junk && "
+			       "nft add element ip grepop sites '{ 10.9.9.9 }'"), 0);
+	CU_ASSERT_EQUAL(nft_setup(&gw), 0);
+	CU_ASSERT_EQUAL(run_capture("nft list table ip grepop", out, sizeof(out)), 0);
+	CU_ASSERT_PTR_NULL(strstr(out, "junk"));
+	CU_ASSERT_PTR_NULL(strstr(out, "10.9.9.9"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "ip saddr != @sites counter"));
+}
+
+static void test_nft_sites_small(void)
+{
+	struct in_addr first[3] = { ip4("198.18.0.2"), ip4("198.18.0.3"), ip4("198.18.0.4") };
+	struct in_addr second[4] = {
+		ip4("198.18.0.4"), ip4("198.18.0.3"), ip4("198.18.9.9"), ip4("198.18.9.9"),
+	};
+	json_t *elems;
+
+	CU_ASSERT_EQUAL(nft_set_sites(first, 3), 0);
+	elems = nft_list_elems();
+	CU_ASSERT_EQUAL(json_array_size(elems), 3);
+	CU_ASSERT(elems_contain(elems, "198.18.0.2") && elems_contain(elems, "198.18.0.3") &&
+		  elems_contain(elems, "198.18.0.4"));
+	json_decref(elems);
+
+	/* Kept, dropped and new addresses, one given twice: exactly the new list. */
+	CU_ASSERT_EQUAL(nft_set_sites(second, 4), 0);
+	elems = nft_list_elems();
+	CU_ASSERT_EQUAL(json_array_size(elems), 3);
+	CU_ASSERT(!elems_contain(elems, "198.18.0.2"));
+	CU_ASSERT(elems_contain(elems, "198.18.0.3") && elems_contain(elems, "198.18.0.4") &&
+		  elems_contain(elems, "198.18.9.9"));
+	json_decref(elems);
+
+	CU_ASSERT_EQUAL(nft_set_sites(NULL, 0), 0);
+	elems = nft_list_elems();
+	CU_ASSERT_EQUAL(json_array_size(elems), 0);
+	json_decref(elems);
+}
+
+static double set_sites_ms(const struct in_addr *ips, size_t n)
+{
+	uint64_t start = now_monotonic_ns();
+
+	CU_ASSERT_EQUAL(nft_set_sites(ips, n), 0);
+	return (double)(now_monotonic_ns() - start) / 1e6;
+}
+
+static void test_nft_sites_100k(void)
+{
+	enum { N = 100000 };
+	struct in_addr *ips = calloc(N, sizeof(*ips));
+	double fill, replace, shift;
+	json_t *elems;
+	size_t i;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ips);
+	for (i = 0; i < N; i++)
+		ips[i].s_addr = htonl(0x0a000000 + (uint32_t)i);	/* 10.0.0.0 on */
+	fill = set_sites_ms(ips, N);
+	replace = set_sites_ms(ips, N);
+	for (i = 0; i < N; i++)
+		ips[i].s_addr = htonl(0x0a000000 + N / 2 + (uint32_t)i);
+	shift = set_sites_ms(ips, N);
+	printf("\n    100000 sites: empty -> full %.0f ms, same again %.0f ms, "
+	       "half replaced %.0f ms\n", fill, replace, shift);
+
+	elems = nft_list_elems();
+	CU_ASSERT_EQUAL(json_array_size(elems), N);
+	CU_ASSERT(elems_contain(elems, "10.0.195.80"));		/* 10.0.0.0 + N/2 */
+	CU_ASSERT(elems_contain(elems, "10.2.73.223"));		/* the last */
+	CU_ASSERT(!elems_contain(elems, "10.0.195.79"));
+	json_decref(elems);
+	free(ips);
+}
+
+/*
+ * Packets through the rule: a child process in a network namespace of its
+ * own, joined to ours by a veth pair, sends GRE with spoofed sources (raw
+ * socket, IP_HDRINCL) when told to over a pipe.
+ */
+static int send_gre(const char *src)
+{
+	struct {
+		struct iphdr ip;
+		uint16_t gre[2];
+		uint8_t payload[20];
+	} __attribute__((packed)) pkt;
+	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_addr = ip4(GATEWAY_IP) };
+	int fd, ret;
+
+	memset(&pkt, 0, sizeof(pkt));
+	pkt.ip.version = 4;
+	pkt.ip.ihl = 5;
+	pkt.ip.ttl = 64;
+	pkt.ip.protocol = IPPROTO_GRE;
+	pkt.ip.tot_len = htons(sizeof(pkt));
+	pkt.ip.saddr = ip4(src).s_addr;
+	pkt.ip.daddr = dst.sin_addr.s_addr;
+	pkt.gre[1] = htons(0x0800);
+	fd = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
+	if (fd < 0)
+		return -1;
+	ret = sendto(fd, &pkt, sizeof(pkt), 0, (struct sockaddr *)&dst, sizeof(dst));
+	close(fd);
+	return ret == (int)sizeof(pkt) ? 0 : -1;
+}
+
+/* The child: its own namespace, then one packet per command byte. */
+static void peer_main(int cmd_fd, int ack_fd)
+{
+	char c;
+
+	alarm(20);
+	if (unshare(CLONE_NEWNET) < 0 || write(ack_fd, "r", 1) != 1)
+		_exit(1);
+	if (read(cmd_fd, &c, 1) != 1 ||
+	    system("ip link set lo up && ip addr add " PEER_IP "/24 dev gp-peer && "
+		   "ip link set gp-peer up") != 0)
+		_exit(1);
+	while (read(cmd_fd, &c, 1) == 1 && c != 'q') {
+		c = send_gre(c == 'k' ? KNOWN_SITE : UNKNOWN_SRC) == 0 ? 's' : 'f';
+		if (write(ack_fd, &c, 1) != 1)
+			_exit(1);
+	}
+	_exit(0);
+}
+
+struct peer {
+	pid_t pid;
+	int cmd_fd;
+	int ack_fd;
+};
+
+static int peer_start(struct peer *p)
+{
+	int cmd[2], ack[2];
+	char c, ip_cmd[512];
+
+	if (pipe2(cmd, O_CLOEXEC) < 0 || pipe2(ack, O_CLOEXEC) < 0)
+		return -1;
+	p->pid = fork();
+	if (p->pid == 0)
+		peer_main(cmd[0], ack[1]);
+	close(cmd[0]);
+	close(ack[1]);
+	p->cmd_fd = cmd[1];
+	p->ack_fd = ack[0];
+	if (p->pid < 0 || read(p->ack_fd, &c, 1) != 1)
+		return -1;
+	/* Our end is gp-gw; the sources' routes point back at it (rp_filter). */
+	snprintf(ip_cmd, sizeof(ip_cmd),
+		 "ip link add gp-gw type veth peer name gp-peer netns %d && "
+		 "ip addr add " GATEWAY_IP "/24 dev gp-gw && ip link set gp-gw up && "
+		 "ip route add 198.18.0.0/24 dev gp-gw && ip route add 203.0.113.0/24 dev gp-gw",
+		 (int)p->pid);
+	if (system(ip_cmd) != 0)
+		return -1;
+	return write(p->cmd_fd, "g", 1) == 1 ? 0 : -1;
+}
+
+static int peer_send(struct peer *p, char what)
+{
+	char c = 0;
+
+	if (write(p->cmd_fd, &what, 1) != 1 || read(p->ack_fd, &c, 1) != 1)
+		return -1;
+	return c == 's' ? 0 : -1;
+}
+
+/* The peer's namespace, and with it the veth pair, ends with the child. */
+static void peer_stop(struct peer *p)
+{
+	int status;
+
+	if (write(p->cmd_fd, "q", 1) != 1)
+		kill(p->pid, SIGKILL);
+	close(p->cmd_fd);
+	close(p->ack_fd);
+	waitpid(p->pid, &status, 0);
+}
+
+/* Wait up to TIMEOUT_MS for a GRE packet from SRC on the raw socket FD. */
+static bool gre_received(int fd, const char *src, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	uint64_t deadline = now_monotonic_ns() + (uint64_t)timeout_ms * 1000000;
+	struct iphdr ip;
+
+	while (now_monotonic_ns() < deadline) {
+		if (poll(&pfd, 1, 50) <= 0)
+			continue;
+		if (recv(fd, &ip, sizeof(ip), MSG_DONTWAIT | MSG_TRUNC) < (ssize_t)sizeof(ip))
+			continue;
+		if (ip.saddr == ip4(src).s_addr)
+			return true;
+	}
+	return false;
+}
+
+/* Poll the drop counter (veth delivers in softirq) for up to a second. */
+static uint64_t drops_become(uint64_t want, uint64_t *bytes)
+{
+	uint64_t packets = 0;
+	int i;
+
+	for (i = 0; i < 100; i++) {
+		if (nft_read_drop_counter(&packets, bytes) < 0 || packets == want)
+			break;
+		usleep(10000);
+	}
+	return packets;
+}
+
+static void test_nft_drops_unknown(void)
+{
+	struct in_addr gw = ip4(GATEWAY_IP), site = ip4(KNOWN_SITE);
+	struct peer peer = { .pid = -1 };
+	uint64_t bytes = 0;
+	int fd;
+
+	CU_ASSERT_EQUAL_FATAL(nft_setup(&gw), 0);
+	CU_ASSERT_EQUAL_FATAL(nft_set_sites(&site, 1), 0);
+	fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_GRE);
+	CU_ASSERT_FATAL(fd >= 0);
+	if (peer_start(&peer) < 0) {
+		CU_FAIL("peer namespace and veth pair");
+		goto stop;
+	}
+	CU_ASSERT_EQUAL(drops_become(0, &bytes), 0);
+
+	CU_ASSERT_EQUAL(peer_send(&peer, 'k'), 0);
+	CU_ASSERT(gre_received(fd, KNOWN_SITE, 1000));
+	CU_ASSERT_EQUAL(drops_become(0, &bytes), 0);
+
+	CU_ASSERT_EQUAL(peer_send(&peer, 'u'), 0);
+	CU_ASSERT_EQUAL(drops_become(1, &bytes), 1);
+	CU_ASSERT_EQUAL(bytes, 44);		/* 20 IPv4 + 4 GRE + 20 payload */
+	CU_ASSERT(!gre_received(fd, UNKNOWN_SRC, 300));
+
+	/* The set is what decides: once the source is a site, it passes. */
+	CU_ASSERT_EQUAL(nft_set_sites((struct in_addr[]){ site, ip4(UNKNOWN_SRC) }, 2), 0);
+	CU_ASSERT_EQUAL(peer_send(&peer, 'u'), 0);
+	CU_ASSERT(gre_received(fd, UNKNOWN_SRC, 1000));
+	CU_ASSERT_EQUAL(drops_become(1, &bytes), 1);
+stop:
+	if (peer.pid > 0)
+		peer_stop(&peer);
+	close(fd);
+}
+
+static void test_nft_teardown(void)
+{
+	uint64_t packets, bytes;
+	char out[256];
+
+	CU_ASSERT_EQUAL(nft_teardown(), 0);
+	CU_ASSERT_EQUAL(run_capture("nft list tables", out, sizeof(out)), 0);
+	CU_ASSERT_PTR_NULL(strstr(out, NFT_TABLE));
+	/* Gone twice is fine; reading a counter that is gone is not. */
+	CU_ASSERT_EQUAL(nft_teardown(), 0);
+	CU_ASSERT_EQUAL(nft_read_drop_counter(&packets, &bytes), -ENOENT);
+	CU_ASSERT_EQUAL(nft_set_sites(NULL, 0), -ENOENT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(nft_last_error(), "flush set"));
+	printf("\n    refusal as logged: %s\n", nft_last_error());
+}
+
 int main(void)
 {
 	CU_pSuite suite;
@@ -418,6 +784,14 @@ int main(void)
 	CU_add_test(suite, "rules", test_rules);
 	CU_add_test(suite, "two tenants, one prefix", test_overlapping_tenants);
 	CU_add_test(suite, "link teardown", test_link_teardown);
+	suite = CU_add_suite("nft", NULL, NULL);
+	CU_add_test(suite, "table, set, chain, rule", test_nft_setup);
+	CU_add_test(suite, "a leftover table is replaced", test_nft_setup_replaces);
+	CU_add_test(suite, "sites: exactly the list given", test_nft_sites_small);
+	CU_add_test(suite, "sites: 100000", test_nft_sites_100k);
+	CU_add_test(suite, "GRE from unknown sources dropped and counted",
+		    test_nft_drops_unknown);
+	CU_add_test(suite, "teardown", test_nft_teardown);
 
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
