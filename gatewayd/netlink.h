@@ -11,8 +11,10 @@
  * them into the right TUN. The destination alone cannot tell the tenants
  * apart; the incoming interface can. Traffic leaving a tenant's TUN towards
  * the services is steered the same way with "iif <tenant's TUN> lookup
- * <table>" when that table holds the tenant's route to its services.
- * A tenant on table 0 (main) needs no rule.
+ * <table>" when that table holds the tenant's route to its services. The
+ * rules need priorities below the main table's (32766). A tenant on table
+ * 0 (main) needs no rule; a "to <prefix>" rule is enough only while no two
+ * tenants share a prefix.
  *
  * Every function opens its own socket, so the functions are independent;
  * they are not thread-safe (the error message is one static buffer) and

@@ -232,30 +232,27 @@ static struct nftnl_expr *nft_expr_drop(void)
 static int nft_rule_fill(struct nftnl_rule *r, const struct in_addr *gateway_ip)
 {
 	static const uint8_t gre = IPPROTO_GRE;
-	struct nftnl_expr *e[7];
+	struct nftnl_expr *e[] = {
+		nft_expr_payload(offsetof(struct iphdr, daddr), sizeof(struct in_addr)),
+		nft_expr_cmp_eq(gateway_ip, sizeof(*gateway_ip)),
+		nft_expr_payload(offsetof(struct iphdr, protocol), sizeof(gre)),
+		nft_expr_cmp_eq(&gre, sizeof(gre)),
+		nft_expr_payload(offsetof(struct iphdr, saddr), sizeof(struct in_addr)),
+		nft_expr_not_in_set(),
+		nftnl_expr_alloc("counter"),
+		nft_expr_drop(),
+	};
+	int ret = 0;
 	size_t i;
 
-	e[0] = nft_expr_payload(offsetof(struct iphdr, daddr), sizeof(struct in_addr));
-	e[1] = nft_expr_cmp_eq(gateway_ip, sizeof(*gateway_ip));
-	e[2] = nft_expr_payload(offsetof(struct iphdr, protocol), 1);
-	e[3] = nft_expr_cmp_eq(&gre, sizeof(gre));
-	e[4] = nft_expr_payload(offsetof(struct iphdr, saddr), sizeof(struct in_addr));
-	e[5] = nft_expr_not_in_set();
-	e[6] = nftnl_expr_alloc("counter");
-
-	for (i = 0; i < 7; i++) {
+	/* The rule owns what it holds: add them all, so one free frees all. */
+	for (i = 0; i < sizeof(e) / sizeof(e[0]); i++) {
 		if (e[i])
 			nftnl_rule_add_expr(r, e[i]);
+		else
+			ret = -ENOMEM;
 	}
-	for (i = 0; i < 7; i++) {
-		if (!e[i])
-			return -ENOMEM;
-	}
-	e[0] = nft_expr_drop();
-	if (!e[0])
-		return -ENOMEM;
-	nftnl_rule_add_expr(r, e[0]);
-	return 0;
+	return ret;
 }
 
 static int nft_put_rule(struct nft_batch *nb, const struct in_addr *gateway_ip)
