@@ -211,8 +211,9 @@ static int setting_integer(struct conf_loader *ld, const config_setting_t *s,
 		return conf_fail_type(ld, s, "an integer");
 	*value = config_setting_get_int64(s);
 	if (*value < key->min || *value > key->max)
-		return conf_fail(ld, s, "%lld is out of range (%lld..%lld)", *value, key->min,
-				 key->max);
+		return conf_fail(ld, s, "%lld is out of range (%lld..%lld)%s", *value, key->min,
+				 key->max, type == CONFIG_TYPE_INT && *value < 0 && key->min >= 0 ?
+				 "; integers above 2147483647 need an L suffix" : "");
 	return 0;
 }
 
@@ -492,7 +493,7 @@ static int key_table(struct conf_loader *ld, const config_setting_t *s,
 static const struct conf_key tenant_keys[] = {
 	{ .name = "name", .parse = key_name, TENANT_KEY(name), .required = true },
 	{ .name = "tun", .parse = key_ifname, TENANT_KEY(tun), .required = true },
-	{ .name = "table", .parse = key_table, TENANT_KEY(table), .max = INT32_MAX },
+	{ .name = "table", .parse = key_table, TENANT_KEY(table), .max = UINT32_MAX },
 	{ .name = "routes", .parse = key_routes },
 	{ .name = NULL }
 };
@@ -568,10 +569,11 @@ static int check_check_target(struct conf_loader *ld, const config_setting_t *el
 	bool http = check->type == CONF_CHECK_HTTP;
 	const char *needed = http ? "url" : "address";
 	const char *unused = http ? "address" : "url";
+	const char *form = http ? "a url (http://IPv4[:port]/path)" : "an address (IPv4:port)";
 	const config_setting_t *extra = config_setting_get_member(elem, unused);
 
 	if (!config_setting_get_member(elem, needed))
-		return conf_fail(ld, elem, "a %s check needs %s", http ? "http" : "tcp", needed);
+		return conf_fail(ld, elem, "a %s check needs %s", http ? "http" : "tcp", form);
 	if (extra)
 		return conf_fail(ld, extra, "not used by a %s check; remove it",
 				 http ? "http" : "tcp");
@@ -609,7 +611,8 @@ static int key_checks(struct conf_loader *ld, const config_setting_t *s,
 static const struct conf_key pop_keys[] = {
 	{ .name = "name", .parse = key_name, CONF_KEY(pop_name), .required = true },
 	{ .name = "location", .parse = key_string, CONF_KEY(location) },
-	{ .name = "gateway_ip", .parse = key_ipv4, CONF_KEY(gateway_ip), .min = 1, .required = true },
+	{ .name = "gateway_ip", .parse = key_ipv4, CONF_KEY(gateway_ip), .min = 1,
+	  .required = true },
 	{ .name = "probe_ip", .parse = key_ipv4, CONF_KEY(probe_ip) },
 	{ .name = "wan_interface", .parse = key_ifname, CONF_KEY(wan_interface) },
 	RANGE_KEY("tunnel_mtu", key_uint, tunnel_mtu, 576, 9000),
@@ -647,7 +650,8 @@ static const struct conf_key stats_keys[] = {
 
 static const struct conf_key root_keys[] = {
 	{ .name = "pop", .parse = key_group, .children = pop_keys, .required = true },
-	{ .name = "runtime_dir", .parse = key_path, CONF_KEY(runtime_dir), .max = CONF_RUNTIME_DIR_MAX },
+	{ .name = "runtime_dir", .parse = key_path, CONF_KEY(runtime_dir),
+	  .max = CONF_RUNTIME_DIR_MAX },
 	{ .name = "state_dir", .parse = key_path, CONF_KEY(state_dir), .max = PATH_MAX - 64 },
 	{ .name = "sites_file", .parse = key_path, CONF_KEY(sites_file), .max = PATH_MAX - 64 },
 	{ .name = "tenants", .parse = key_tenants },
@@ -694,9 +698,8 @@ static int conf_check_relations(struct conf_loader *ld, const config_t *cfg)
 
 		if (!s)
 			s = config_lookup(cfg, "health.interval_ms");
-		return conf_fail(ld, s, "health.timeout_ms (%u) must be below "
-				 "health.interval_ms (%u)", conf->health_timeout_ms,
-				 conf->health_interval_ms);
+		return conf_fail(ld, s, "%u must be below health.interval_ms (%u)",
+				 conf->health_timeout_ms, conf->health_interval_ms);
 	}
 	for (unsigned i = 0; i < conf->n_backup_pops; i++)
 		if (!strcmp(conf->backup_pops[i], conf->pop_name))

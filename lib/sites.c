@@ -322,9 +322,10 @@ static void find_source_conflicts(const struct sites_order *o, unsigned *idx, un
 {
 	qsort_r(idx, n, sizeof(*idx), order_by_source, (void *)o);
 	for (unsigned from = 0, to; from < n; from = to) {
-		for (to = from + 1; to < n; to++)
-			if (o->site[idx[to]].source_ip.s_addr != o->site[idx[from]].source_ip.s_addr)
-				break;
+		in_addr_t ip = o->site[idx[from]].source_ip.s_addr;
+
+		for (to = from + 1; to < n && o->site[idx[to]].source_ip.s_addr == ip; to++)
+			continue;
 		if (to - from > 1)
 			find_source_conflicts_in(o, idx, from, to, best, found);
 	}
