@@ -396,7 +396,7 @@ class Lab:
         branch network. Returns the configuration's path."""
         p = self.pops[pop]
         runtime_dir = runtime_dir or os.path.join(self.run_dir, pop)
-        state_dir = os.path.join(runtime_dir, "state")
+        state_dir = os.path.join(runtime_dir, "lib")
         os.makedirs(state_dir, exist_ok=True)
         sites_file = os.path.join(runtime_dir, "sites.csv")
         with open(sites_file, "w") as f:
