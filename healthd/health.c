@@ -141,3 +141,22 @@ void health_heartbeat(struct shm_header *hdr, uint64_t realtime_ns)
 {
 	__atomic_store_n(&hdr->pop.healthd_heartbeat_ns, realtime_ns, __ATOMIC_RELEASE);
 }
+
+void health_adopt(struct health_service svc[SHM_SVC_COUNT], const struct shm_header *hdr,
+		  uint64_t now_ns, uint64_t max_age_ns)
+{
+	uint64_t beat = __atomic_load_n(&hdr->pop.healthd_heartbeat_ns, __ATOMIC_ACQUIRE);
+	bool fresh = beat != 0 && beat <= now_ns && now_ns - beat <= max_age_ns;
+
+	for (int i = 0; i < SHM_SVC_COUNT; i++) {
+		const struct shm_service_state *s = &hdr->pop.service[i];
+		uint32_t state = __atomic_load_n(&s->health, __ATOMIC_ACQUIRE);
+
+		svc[i].checks_ok = shm_load(&s->checks_ok);
+		svc[i].checks_failed = shm_load(&s->checks_failed);
+		if (!fresh || (state != SHM_HEALTH_UP && state != SHM_HEALTH_DOWN))
+			continue;
+		svc[i].state = state;
+		svc[i].since_ns = shm_load(&s->since_ns);
+	}
+}

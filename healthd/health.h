@@ -107,6 +107,16 @@ const char *health_status_format(const struct health_service svc[SHM_SVC_COUNT],
  */
 void health_publish(struct shm_header *hdr, const struct health_service svc[SHM_SVC_COUNT]);
 
+/*
+ * Take over what an earlier healthd left in the segment: the cumulative
+ * check counters always (no restart resets a counter), the state and its
+ * since only when the old heartbeat is at most MAX_AGE_NS older than
+ * NOW_NS, so that a quick restart does not send a healthy POP through
+ * UNKNOWN. SVC must be freshly initialised. Same caller rule.
+ */
+void health_adopt(struct health_service svc[SHM_SVC_COUNT], const struct shm_header *hdr,
+		  uint64_t now_ns, uint64_t max_age_ns);
+
 /* Store healthd's heartbeat (CLOCK_REALTIME ns). Same caller rule. */
 void health_heartbeat(struct shm_header *hdr, uint64_t realtime_ns);
 
