@@ -258,6 +258,57 @@ static void test_shm_writes(void)
 	unlink(path);
 }
 
+static void test_adopt(void)
+{
+	char path[] = "/tmp/grepop-test-healthd-XXXXXX";
+	struct health_service old[SHM_SVC_COUNT], svc2[SHM_SVC_COUNT];
+	struct shm shm;
+	int fd = mkstemp(path);
+
+	CU_ASSERT_FATAL(fd >= 0);
+	close(fd);
+	unlink(path);
+	CU_ASSERT_FATAL(shm_open_or_create(&shm, path, 4, 1) == 0);
+	health_service_init(&old[SHM_SVC_SWG]);
+	health_service_init(&old[SHM_SVC_CFW]);
+	old[SHM_SVC_SWG].state = SHM_HEALTH_UP;
+	old[SHM_SVC_SWG].since_ns = 500;
+	old[SHM_SVC_SWG].checks_ok = 10;
+	old[SHM_SVC_CFW].state = SHM_HEALTH_DOWN;
+	old[SHM_SVC_CFW].checks_failed = 7;
+	health_publish(shm.hdr, old);
+	health_heartbeat(shm.hdr, 1000);
+
+	/* A recent heartbeat: state, since and counters carry over. */
+	health_service_init(&svc2[SHM_SVC_SWG]);
+	health_service_init(&svc2[SHM_SVC_CFW]);
+	health_adopt(svc2, shm.hdr, 1500, 600);
+	CU_ASSERT_EQUAL(svc2[SHM_SVC_SWG].state, SHM_HEALTH_UP);
+	CU_ASSERT_EQUAL(svc2[SHM_SVC_SWG].since_ns, 500);
+	CU_ASSERT_EQUAL(svc2[SHM_SVC_SWG].checks_ok, 10);
+	CU_ASSERT_EQUAL(svc2[SHM_SVC_CFW].state, SHM_HEALTH_DOWN);
+	CU_ASSERT_EQUAL(svc2[SHM_SVC_CFW].checks_failed, 7);
+	/* Runs start afresh: one failure does not take it down. */
+	CU_ASSERT_EQUAL(svc2[SHM_SVC_SWG].failures, 0);
+
+	/* A stale heartbeat: only the counters, the state is UNKNOWN. */
+	health_service_init(&svc2[SHM_SVC_SWG]);
+	health_service_init(&svc2[SHM_SVC_CFW]);
+	health_adopt(svc2, shm.hdr, 1601, 600);
+	CU_ASSERT_EQUAL(svc2[SHM_SVC_SWG].state, SHM_HEALTH_UNKNOWN);
+	CU_ASSERT_EQUAL(svc2[SHM_SVC_SWG].since_ns, 0);
+	CU_ASSERT_EQUAL(svc2[SHM_SVC_SWG].checks_ok, 10);
+	CU_ASSERT_EQUAL(svc2[SHM_SVC_CFW].state, SHM_HEALTH_UNKNOWN);
+
+	/* A heartbeat from the future (clock stepped back) is not trusted. */
+	health_service_init(&svc2[SHM_SVC_SWG]);
+	health_adopt(svc2, shm.hdr, 900, 600);
+	CU_ASSERT_EQUAL(svc2[SHM_SVC_SWG].state, SHM_HEALTH_UNKNOWN);
+
+	shm_detach(&shm);
+	unlink(path);
+}
+
 /* The numbers tests/e2e/shm_reader.py hard-codes: change both together. */
 static void test_reader_offsets(void)
 {
@@ -302,6 +353,7 @@ int main(void)
 	CU_add_test(suite, "service without checks", test_unchecked_is_up);
 	CU_add_test(suite, "log and status lines", test_formats);
 	CU_add_test(suite, "shared memory writes", test_shm_writes);
+	CU_add_test(suite, "adopt an earlier healthd's state", test_adopt);
 	CU_add_test(suite, "offsets used by shm_reader.py", test_reader_offsets);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
