@@ -326,11 +326,11 @@ int healthd_start(struct healthd *hd, const char *conf_path)
 
 	sd_watchdog_enabled(0, &hd->watchdog_usec);
 	hd->tick_ns = healthd_tick_ns(hd);
-	healthd_tick(hd);
 	healthd_start_round(hd);
+	healthd_notify_status(hd, true);
+	healthd_tick(hd);
 	hd->next_tick_ns = now_monotonic_ns() + hd->tick_ns;
 	hd->next_round_ns = now_monotonic_ns() + interval_ns;
-	healthd_notify_status(hd, true);
 	log_info("started: %u checks every %u ms, rise %u, fall %u", hd->conf->n_checks,
 		 healthd_interval_ms(hd->conf), hd->conf->health_rise, hd->conf->health_fall);
 	return 0;
