@@ -198,7 +198,7 @@ static void parser_end_site(struct sites_parser *sp)
 	}
 	/* In file order for now; sorted once the file-wide rules have run. */
 	sp->lines[sp->sites.n] = sp->row_line;
-	sp->sites.site[sp->sites.n++] = sp->row;
+	memcpy(&sp->sites.site[sp->sites.n++], &sp->row, sizeof(sp->row));
 }
 
 /* libcsv: a row ended (C is the terminator, -1 at the end of the text). */
