@@ -461,6 +461,7 @@ static char *read_file(const char *path, size_t *len)
 	FILE *in = fopen(path, "re");
 	char *buf = NULL;
 	size_t cap = 0, n = 0;
+	int saved;
 
 	if (!in)
 		return NULL;
@@ -484,13 +485,10 @@ static char *read_file(const char *path, size_t *len)
 	*len = n;
 	return buf;
 out_fail:
-	{
-		int saved = errno ? errno : EIO;
-
-		free(buf);
-		fclose(in);
-		errno = saved;
-	}
+	saved = errno ? errno : EIO;
+	free(buf);
+	fclose(in);
+	errno = saved;
 	return NULL;
 }
 

@@ -367,6 +367,8 @@ static void test_conf_file_errors(void)
 	strip_dir(err);
 	CU_ASSERT_STRING_EQUAL(err, "absent.conf:0: cannot read the file: No such file or "
 			       "directory");
+	CU_ASSERT_EQUAL(conf_load(&conf, tmp_dir, err), -1);
+	CU_ASSERT(strstr(err, ":0: cannot read the file: Is a directory") != NULL);
 }
 
 /* A failed load leaves the caller's structure as it was. */
