@@ -188,6 +188,22 @@ class Router(Proc):
             return None
 
 
+class Echo(Proc):
+    """gre_echo.py: a stand-in POP that reflects keepalives, answers probes."""
+
+    def __init__(self, lab, ns, cmd, name, status_path):
+        self.status_path = status_path
+        super().__init__(lab, ns, cmd, name)
+
+    def stats(self):
+        """Its counters (see gre_echo.py) as a dict, or None before any."""
+        try:
+            with open(self.status_path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+
 class Lab:
     """A topology of namespaces. Use as a context manager, or call close()."""
 
@@ -365,6 +381,20 @@ class Lab:
             if not proc.alive():
                 raise LabError(f"grerouter exited: {proc.log()}")
             self._tunnel_routes(router, branch, tun, idx)
+        return proc
+
+    def start_echo(self, pop, *args):
+        """Run gre_echo.py (ARGS: e.g. "--echo-icmp") on POP's gateway IP in
+        place of gatewayd. Returns an Echo once it listens."""
+        name = f"echo-{pop}"
+        status = os.path.join(self.run_dir, f"{name}.json")
+        if os.path.exists(status):
+            os.unlink(status)
+        cmd = [PYTHON, os.path.join(HERE, "gre_echo.py"), "--local", self.pop_ip(pop),
+               "--status", status, *args]
+        proc = Echo(self, self.ns(pop), cmd, name, status)
+        self.procs.append(proc)
+        proc.wait_line("^ready$", timeout=10)
         return proc
 
     def _tunnel_routes(self, router, branch, tun, idx):
