@@ -113,17 +113,20 @@ def run_dir_of(prefix):
 
 
 class Proc:
-    """A process in a namespace; stdout lines are collected by a thread."""
+    """A process in a namespace. Its stdout lines (and stderr's, with
+    MERGE_STDERR) are collected in .lines by a thread and appended to
+    .log_path, where stderr goes otherwise."""
 
-    def __init__(self, lab, ns, cmd, name, stdin=None):
+    def __init__(self, lab, ns, cmd, name, merge_stderr=False):
         self.ns, self.cmd, self.name = ns, cmd, name
         self.log_path = os.path.join(lab.run_dir, f"{name}.log")
         self.lines = []
         self._cond = threading.Condition()
         self._err = open(self.log_path, "a")
+        stderr = subprocess.STDOUT if merge_stderr else self._err
         self.popen = subprocess.Popen(["ip", "netns", "exec", ns] + cmd,
                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                      stderr=self._err, text=True, start_new_session=True)
+                                      stderr=stderr, text=True, start_new_session=True)
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
@@ -243,11 +246,22 @@ class Lab:
         """Run CMD in the namespace of ROLE and return its stdout."""
         return sh(["ip", "netns", "exec", self.ns(role)] + list(cmd), check, timeout, input)
 
-    def popen(self, role, cmd, name=None):
+    def popen(self, role, cmd, name=None, merge_stderr=False):
         """Start CMD in ROLE's namespace; stopped at teardown. Returns a Proc."""
-        proc = Proc(self, self.ns(role), list(cmd), name or f"{role}-{os.path.basename(cmd[0])}")
+        proc = Proc(self, self.ns(role), list(cmd), name or f"{role}-{os.path.basename(cmd[0])}",
+                    merge_stderr)
         self.procs.append(proc)
         return proc
+
+    def start_daemon(self, pop, daemon, conf, *args):
+        """Run the grepop DAEMON ("gatewayd", "healthd", "statsd") from the
+        build directory in POP's namespace with configuration CONF (from
+        write_conf). Its log lines (stderr) are in the returned Proc's .lines."""
+        path = self.binary(daemon)
+        if not os.access(path, os.X_OK):
+            raise LabError(f"{path} missing: build it first")
+        return self.popen(pop, [path, "-c", conf, *args], name=f"{pop}-{daemon}",
+                          merge_stderr=True)
 
     def tool(self, name):
         path = os.path.join(self.build, "tools", name)
@@ -527,8 +541,8 @@ def tenants_conf(tenants):
     for t in tenants:
         routes = ", ".join(f'"{r}"' for r in t["routes"])
         table = f" table = {t['table']};" if t.get("table") else ""
-        items.append(f'\t\t{{ name = "{t["name"]}"; tun = "{t["tun"]}";{table} '
-                     f'routes = [ {routes} ]; }}')
+        items.append(f'\t{{ name = "{t["name"]}"; tun = "{t["tun"]}";{table} '
+                     f'routes = ( {routes} ); }}')
     return ",\n".join(items)
 
 
