@@ -62,7 +62,7 @@ def test_overlapping_tenants(build_dir):
             text = f.read()
         assert 'tun = "t-globex"; table = 102;' in text and "@" not in text
         assert_conf_loads(lab, conf)
-        with open(os.path.join(os.path.dirname(conf), "sites.csv")) as f:
+        with open(os.path.join(lab.pop_dir("pop1"), "lib", "sites.csv")) as f:
             assert f.read().splitlines() == ["name,source_ip,key,tenant",
                                              "acme,198.18.0.2,10,acme",
                                              "globex,198.18.0.4,20,globex"]

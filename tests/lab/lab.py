@@ -432,17 +432,19 @@ class Lab:
     # -- gatewayd configuration
 
     def write_conf(self, pop, runtime_dir=None, sites=None, tenants=None, extra=""):
-        """Write POP's grepop.conf (from grepop.conf.in) and its sites CSV.
+        """Write POP's grepop.conf (from grepop.conf.in) and its sites CSV
+        under pop_dir(POP); RUNTIME_DIR defaults to pop_dir(POP)/run.
 
         SITES: list of dicts with CSV columns (name and source_ip required;
         others as text), default one site per branch. TENANTS: list of
         {"name", "tun", "routes"}, default one tenant "default" routing every
         branch network. Returns the configuration's path."""
         p = self.pops[pop]
-        runtime_dir = runtime_dir or os.path.join(self.run_dir, pop)
-        state_dir = os.path.join(runtime_dir, "state")
-        os.makedirs(state_dir, exist_ok=True)
-        sites_file = os.path.join(runtime_dir, "sites.csv")
+        runtime_dir = runtime_dir or os.path.join(self.pop_dir(pop), "run")
+        state_dir = os.path.join(self.pop_dir(pop), "lib")
+        for d in (runtime_dir, state_dir):
+            os.makedirs(d, exist_ok=True)
+        sites_file = os.path.join(state_dir, "sites.csv")
         with open(sites_file, "w") as f:
             f.write(sites_csv(sites if sites is not None else self.default_sites()))
         port = 19100 + 10 * p["index"]
@@ -458,10 +460,15 @@ class Lab:
         with open(os.path.join(HERE, "grepop.conf.in")) as f:
             text = f.read()
         text = re.sub(r"@([A-Z_]+)@", lambda m: values.get(m.group(1), m.group(0)), text)
-        path = os.path.join(runtime_dir, "grepop.conf")
+        path = os.path.join(self.pop_dir(pop), "grepop.conf")
         with open(path, "w") as f:
             f.write(text)
         return path
+
+    def pop_dir(self, pop):
+        """POP's files: grepop.conf, run/ (runtime_dir), lib/ (state_dir and
+        sites.csv)."""
+        return os.path.join(self.run_dir, pop)
 
     def stats_ports(self, pop):
         """(feed, snapshot, http) ports on POP's loopback, as write_conf sets."""
