@@ -93,3 +93,20 @@ def test_cli_up_status_down(build_dir):
     st = subprocess.run(cli + ["status", "--prefix", prefix], capture_output=True, text=True,
                         timeout=20)
     assert st.returncode == 1 and "no lab" in st.stdout
+
+
+def test_orphans_are_swept(build_dir):
+    """A lab whose owner was SIGKILLed is removed by the next lab."""
+    prefix = f"k{os.getpid() % 10000}"
+    script = (f"import sys; sys.path.insert(0, {lablib.HERE!r}); import lab, os, signal; "
+              f"lab.standard({prefix!r}, {build_dir!r}, backup=False); "
+              "print('up', flush=True); os.kill(os.getpid(), signal.SIGKILL)")
+    p = subprocess.run([lablib.PYTHON, "-c", script], capture_output=True, text=True, timeout=60)
+    assert p.returncode == -9 and p.stdout == "up\n", p.stderr
+    try:
+        assert len(lablib.netns_list(prefix)) == 5
+        lablib.sweep_orphans()
+        assert lablib.netns_list(prefix) == []
+        assert not os.path.exists(lablib.run_dir_of(prefix))
+    finally:
+        lablib.teardown(prefix)

@@ -112,6 +112,23 @@ def run_dir_of(prefix):
     return f"/tmp/grepop-lab-{prefix}"
 
 
+def sweep_orphans():
+    """Tear down labs whose owner process died without cleaning up (SIGKILL,
+    a crash of the interpreter). A lab records its owner in run_dir/owner;
+    labs left up on purpose by `lab.py up` have no owner file."""
+    base = os.path.dirname(run_dir_of("x"))
+    for entry in os.listdir(base):
+        if not entry.startswith("grepop-lab-"):
+            continue
+        try:
+            with open(os.path.join(base, entry, "owner")) as f:
+                pid = int(f.read())
+        except (OSError, ValueError):
+            continue
+        if not os.path.exists(f"/proc/{pid}"):
+            teardown(entry[len("grepop-lab-"):])
+
+
 class Proc:
     """A process in a namespace. Its stdout lines (and stderr's, with
     MERGE_STDERR) are collected in .lines by a thread and appended to
@@ -223,8 +240,11 @@ class Lab:
         self.procs = []
         self.services = {}	# (pop, "http"|"echo") -> Proc
         self._closed = False
+        sweep_orphans()
         teardown(self.prefix)	# a previous run that was killed hard
         os.makedirs(self.run_dir, mode=0o755)
+        with open(os.path.join(self.run_dir, "owner"), "w") as f:
+            f.write(str(os.getpid()))
         atexit.register(self.close)
         self._old_handlers = {}
         if threading.current_thread() is threading.main_thread():
@@ -629,6 +649,7 @@ def main():
     # Leave the topology and the services running for the demo: forget them
     # so that exiting does not tear them down; `down` removes them.
     atexit.unregister(lab.close)
+    os.unlink(os.path.join(lab.run_dir, "owner"))
     for sig, old in lab._old_handlers.items():
         signal.signal(sig, old)
     lab._closed = True
