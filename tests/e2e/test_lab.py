@@ -1,12 +1,14 @@
 """The lab itself and the branch router peer (grerouter), without gatewayd:
 a small Python GRE reflector (tests/lab/gre_echo.py) plays the POPs."""
 
+import hashlib
 import os
 
 import pytest
 
 import lab as lablib
 import services
+
 
 def assert_scapy_agrees(pkt, key, sgt):
     """A third reading of grerouter's header: scapy's GRE dissector."""
@@ -44,7 +46,6 @@ def test_services(lab):
     assert out == "ok\n"
     blob = lab.run("pop1", ["sh", "-c", "curl -sS -m 10 http://198.19.0.2:443/blob/100000 | "
                             "sha256sum"])
-    import hashlib
     assert blob.split()[0] == hashlib.sha256(services.blob_bytes(100000)).hexdigest()
     assert services.blob_bytes(50, 7) == services.blob_bytes(100)[7:57]
     out = lab.run("pop1", [lablib.PYTHON, "-c",

@@ -138,6 +138,7 @@ class Proc:
         self.ns, self.cmd, self.name = ns, cmd, name
         self.log_path = os.path.join(lab.run_dir, f"{name}.log")
         self.lines = []
+        self._eof = False
         self._cond = threading.Condition()
         self._err = open(self.log_path, "a")
         stderr = subprocess.STDOUT if merge_stderr else self._err
@@ -153,6 +154,9 @@ class Proc:
             with self._cond:
                 self.lines.append(line.rstrip("\n"))
                 self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
 
     def wait_line(self, pattern, timeout=10.0, start=0):
         """First stdout line (from index START) matching the regex PATTERN."""
@@ -164,13 +168,11 @@ class Proc:
                     if rx.search(line):
                         return line
                 left = deadline - time.monotonic()
-                if left <= 0 or (self.popen.poll() is not None and not self._pending()):
-                    raise LabError(f"{self.name}: no line matching {pattern!r} in {timeout} s; "
+                if left <= 0 or self._eof:
+                    why = "it exited" if self._eof else f"{timeout} s"
+                    raise LabError(f"{self.name}: no line matching {pattern!r} ({why}); "
                                    f"output: {self.lines[-10:]}; log {self.log_path}")
                 self._cond.wait(min(left, 0.2))
-
-    def _pending(self):
-        return not self.popen.stdout.closed
 
     def alive(self):
         return self.popen.poll() is None
