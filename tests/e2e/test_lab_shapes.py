@@ -110,3 +110,15 @@ def test_orphans_are_swept(build_dir):
         assert not os.path.exists(lablib.run_dir_of(prefix))
     finally:
         lablib.teardown(prefix)
+
+
+def test_prefix_in_use_is_refused(lab):
+    """Another process asking for a live lab's prefix is refused and the
+    running lab is left alone."""
+    script = (f"import sys; sys.path.insert(0, {lablib.HERE!r}); import lab; "
+              f"lab.Lab({lab.prefix!r})")
+    p = subprocess.run([lablib.PYTHON, "-c", script], capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode != 0 and f"{lab.prefix} is in use by process {os.getpid()}" in p.stderr
+    assert len(lablib.netns_list(lab.prefix)) == 7
+    lab.run("branch", ["ping", "-c1", "-W2", "10.1.0.1"])

@@ -120,13 +120,19 @@ def sweep_orphans():
     for entry in os.listdir(base):
         if not entry.startswith("grepop-lab-"):
             continue
-        try:
-            with open(os.path.join(base, entry, "owner")) as f:
-                pid = int(f.read())
-        except (OSError, ValueError):
-            continue
-        if not os.path.exists(f"/proc/{pid}"):
-            teardown(entry[len("grepop-lab-"):])
+        prefix = entry[len("grepop-lab-"):]
+        if os.path.exists(os.path.join(base, entry, "owner")) and lab_owner(prefix) is None:
+            teardown(prefix)
+
+
+def lab_owner(prefix):
+    """The live process that owns the lab PREFIX, or None."""
+    try:
+        with open(os.path.join(run_dir_of(prefix), "owner")) as f:
+            pid = int(f.read())
+    except (OSError, ValueError):
+        return None
+    return pid if os.path.exists(f"/proc/{pid}") else None
 
 
 class Proc:
@@ -231,8 +237,8 @@ class Lab:
 
     def __init__(self, prefix=None, build=None):
         self.prefix = prefix or f"gl{os.getpid() % 100000}"
-        if not re.fullmatch(r"[a-z][a-z0-9]{0,9}", self.prefix):
-            raise LabError(f"prefix {self.prefix!r}: want 1-10 lower-case letters and digits")
+        if not re.fullmatch(r"[a-z][a-z0-9]{0,11}", self.prefix):
+            raise LabError(f"prefix {self.prefix!r}: want 1-12 lower-case letters and digits")
         self.build = os.path.abspath(build or os.environ.get("GREPOP_BUILD",
                                                              os.path.join(REPO, "build")))
         self.run_dir = run_dir_of(self.prefix)
@@ -243,6 +249,9 @@ class Lab:
         self.services = {}	# (pop, "http"|"echo") -> Proc
         self._closed = False
         sweep_orphans()
+        owner = lab_owner(self.prefix)
+        if owner is not None and owner != os.getpid():
+            raise LabError(f"lab prefix {self.prefix} is in use by process {owner}")
         teardown(self.prefix)	# a previous run that was killed hard
         os.makedirs(self.run_dir, mode=0o755)
         with open(os.path.join(self.run_dir, "owner"), "w") as f:
