@@ -42,8 +42,8 @@ class Pop:
                  statsd=False):
         self.lab, self.name = lab, name
         self.conf = lab.write_conf(name, sites=sites, tenants=tenants, extra=extra)
-        self.runtime_dir = os.path.dirname(self.conf)
-        self.sites_file = os.path.join(self.runtime_dir, "sites.csv")
+        self.runtime_dir = os.path.join(lab.pop_dir(name), "run")
+        self.sites_file = os.path.join(lab.pop_dir(name), "lib", "sites.csv")
         self.procs = {}
         self._zmq = zmq.Context.instance()
         self._shm = None
