@@ -495,6 +495,7 @@ static const struct conf_key tenant_keys[] = {
 	{ .name = "name", .parse = key_name, TENANT_KEY(name), .required = true },
 	{ .name = "tun", .parse = key_ifname, TENANT_KEY(tun), .required = true },
 	{ .name = "table", .parse = key_table, TENANT_KEY(table), .max = UINT32_MAX },
+	{ .name = "downstream", .parse = key_ifname, TENANT_KEY(downstream) },
 	{ .name = "routes", .parse = key_routes },
 	{ .name = NULL }
 };
@@ -558,6 +559,10 @@ static int key_tenants(struct conf_loader *ld, const config_setting_t *s,
 			return -1;
 		if (tenant_check_unique(ld, e, conf, (unsigned)i) < 0)
 			return -1;
+		if (conf->tenants[i].downstream[0] && !conf->tenants[i].table)
+			return conf_fail(ld, config_setting_get_member(e, "downstream"),
+					 "a downstream interface needs the tenant's own table "
+					 "(table = 1..252 or above 255)");
 	}
 	conf->n_tenants = (unsigned)n;
 	return 0;

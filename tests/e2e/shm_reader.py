@@ -43,7 +43,7 @@ SITE_TIMES = ("last_keepalive_ns", "last_user_ns", "last_seen_ns", "established_
 # enum shm_drop, in order; the first 14 are counted per site.
 DROPS = ("disabled", "bad_key", "bad_header", "bad_checksum", "bad_inner",
          "unsupported_protocol", "too_big", "policy", "rate", "auth_failure", "reflect",
-         "not_serving", "loop", "io", "unknown_source", "no_route_back")
+         "not_serving", "loop", "io", "unknown_source", "no_route_back", "local")
 SITE_DROPS = 14
 ACCEPT = ("accept", "no-new", "drain")
 
@@ -127,7 +127,8 @@ class ShmReader:
         totals = {"rx_packets": 0, "rx_bytes": 0, "tx_packets": 0, "tx_bytes": 0,
                   "drops": dict.fromkeys(DROPS, 0)}
         for lane in range(POP_LANES):
-            values = struct.unpack_from("<4Q16Q", self._map, OFF_POP_LANE + lane * POP_LANE_SIZE)
+            values = struct.unpack_from("<4Q%dQ" % len(DROPS), self._map,
+                                        OFF_POP_LANE + lane * POP_LANE_SIZE)
             for k, v in zip(("rx_packets", "rx_bytes", "tx_packets", "tx_bytes"), values[:4]):
                 totals[k] += v
             for k, v in zip(DROPS, values[4:]):

@@ -579,7 +579,8 @@ def tenants_conf(tenants):
     for t in tenants:
         routes = ", ".join(f'"{r}"' for r in t["routes"])
         table = f" table = {t['table']};" if t.get("table") else ""
-        items.append(f'\t{{ name = "{t["name"]}"; tun = "{t["tun"]}";{table} '
+        downstream = f' downstream = "{t["downstream"]}";' if t.get("downstream") else ""
+        items.append(f'\t{{ name = "{t["name"]}"; tun = "{t["tun"]}";{table}{downstream} '
                      f'routes = ( {routes} ); }}')
     return ",\n".join(items)
 

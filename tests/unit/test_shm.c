@@ -205,7 +205,7 @@ static void test_offsets_for_python(void)
 	CU_ASSERT_EQUAL(offsetof(struct shm_site_lane, drops), 48);
 	CU_ASSERT_EQUAL(offsetof(struct shm_site_lane, last_keepalive_ns), 160);
 	CU_ASSERT_EQUAL(SHM_DROP_SITE_COUNT, 14);
-	CU_ASSERT_EQUAL(SHM_DROP_COUNT, 16);
+	CU_ASSERT_EQUAL(SHM_DROP_COUNT, 17);
 }
 
 int main(void)
