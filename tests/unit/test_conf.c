@@ -501,6 +501,14 @@ static void test_sites_file_forms(void)
 	assert_sites_error("name,source_ip,traffic_type\n\"a\",198.51.100.1,\"iot\n\"\n"
 			   "b,198.51.100.2,bad\n", NULL,
 			   "sites.csv:2:3: traffic_type: control character 0x0a in the value");
+	/* Old Mac line ends: each CR is a line. */
+	assert_sites_error("name,source_ip,key\ra,198.51.100.1,\rb,198.51.100.1,7\r", NULL,
+			   "sites.csv:3:2: source_ip: 198.51.100.1 is also the source IP of \"a\" "
+			   "on row 2, and that site has no key; sites that share a source IP need "
+			   "distinct keys");
+	assert_sites_error("name,source_ip\r\ra,1.2.3.4\rb\",2.3.4.5\r", NULL,
+			   "sites.csv:4:1: bad quoting: a quote inside an unquoted field or after "
+			   "a closing quote; quote the whole field and double any quote inside it");
 	assert_sites_error("name,source_ip\n\"a,198.51.100.1\n", NULL,
 			   "sites.csv:2:1: a quoted field is never closed");
 	assert_sites_error("", NULL, "sites.csv:1:1: no header row (it names the columns: at "
