@@ -371,6 +371,19 @@ static void test_conf_file_errors(void)
 	CU_ASSERT(strstr(err, ":0: cannot read the file: Is a directory") != NULL);
 }
 
+/* A setting from an @include'd file is reported in that file. */
+static void test_conf_include(void)
+{
+	char part[PATH_MAX], text[PATH_MAX + 128];
+
+	write_text("part.conf", "\ngateway = {\n workers = 99; };\n", part);
+	snprintf(text, sizeof(text), MINIMAL_POP "@include \"%s\"\n", part);
+	assert_conf_error(text, "part.conf:3: gateway.workers: 99 is out of range (0..8)");
+	write_text("part.conf", "gateway = { workers = 2; };\n", part);
+	CU_ASSERT_EQUAL(load(text), 0);
+	CU_ASSERT_EQUAL(conf.workers, 2);
+}
+
 /* A failed load leaves the caller's structure as it was. */
 static void test_conf_all_or_nothing(void)
 {
@@ -913,6 +926,7 @@ int main(void)
 		{ "conf health", test_conf_health },
 		{ "conf stats", test_conf_stats },
 		{ "conf file errors", test_conf_file_errors },
+		{ "conf include", test_conf_include },
 		{ "conf all or nothing", test_conf_all_or_nothing },
 		{ "conf print round trip", test_conf_print_roundtrip },
 		{ "sites defaults", test_sites_defaults },
