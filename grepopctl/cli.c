@@ -349,9 +349,12 @@ int cli_parse(struct cli *cli, int argc, char **argv, char err[CLI_ERR_MAX])
 	cmd = command_find(argv[first], first + 1 < argc ? argv[first + 1] : NULL);
 	if (!cmd) {
 		noun_verbs(argv[first], verbs, sizeof(verbs));
-		if (verbs[0])
-			return usage_error(cli, err, "grepopctl %s: expected one of: %s",
+		if (verbs[0] && first + 1 < argc)
+			return usage_error(cli, err, "unknown command \"%s %s\": expected %s "
+					   "followed by one of: %s", argv[first], argv[first + 1],
 					   argv[first], verbs);
+		if (verbs[0])
+			return usage_error(cli, err, "\"%s\" needs one of: %s", argv[first], verbs);
 		return usage_error(cli, err, "unknown command \"%s\" (try: grepopctl help)",
 				   argv[first]);
 	}
@@ -374,8 +377,9 @@ void cli_print_usage(FILE *out)
 	      "  -t SECONDS  how long to wait for a daemon (default 3)\n\n"
 	      "commands:\n", out);
 	for (size_t i = 0; i < N_COMMANDS; i++)
-		fprintf(out, "  %s%s%s %s\n", commands[i].noun, commands[i].verb ? " " : "",
-			commands[i].verb ? commands[i].verb : "", commands[i].args);
+		fprintf(out, "  %s%s%s%s%s\n", commands[i].noun, commands[i].verb ? " " : "",
+			commands[i].verb ? commands[i].verb : "", commands[i].args[0] ? " " : "",
+			commands[i].args);
 	fputs("\nexit codes: 0 ok, 1 refused or not found, 2 usage, 3 a daemon did not answer\n",
 	      out);
 }
