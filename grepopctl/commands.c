@@ -29,7 +29,7 @@ static double timeout_s(const struct ctl *ctl)
  * ZeroMQ connects to an ipc:// path in the background and only times out
  * later; a missing or forbidden socket file says more, and says it now.
  */
-static int check_ipc(const char *daemon, const char *endpoint)
+static int check_ipc(const char *daemon, const char *endpoint, const char *conf_key)
 {
 	const char *path;
 
@@ -38,8 +38,8 @@ static int check_ipc(const char *daemon, const char *endpoint)
 	path = endpoint + 6;
 	if (access(path, F_OK) < 0) {
 		fprintf(stderr, "grepopctl: cannot reach %s: %s does not exist: %s may not be "
-			"running, or -c names a configuration with another runtime_dir\n",
-			daemon, path, daemon);
+			"running, or -c names a configuration with another %s\n",
+			daemon, path, daemon, conf_key);
 		return -EHOSTDOWN;
 	}
 	if (access(path, R_OK | W_OK) < 0) {
@@ -73,7 +73,7 @@ static int control(struct ctl *ctl, const json_t *req, json_t **reply)
 	const char *error;
 	int r;
 
-	r = check_ipc("gatewayd", ctl->ctl_endpoint);
+	r = check_ipc("gatewayd", ctl->ctl_endpoint, "runtime_dir");
 	if (r < 0)
 		return r;
 	r = client_request(&ctl->client, ctl->ctl_endpoint, req, reply);
@@ -185,10 +185,11 @@ int cmd_control(struct ctl *ctl)
 
 static int snapshot(struct ctl *ctl, struct client_snapshot *snap)
 {
-	int r = check_ipc("statsd", ctl->snapshot_endpoint);
+	int r = check_ipc("statsd", ctl->snapshot_endpoint, "stats.snapshot");
 
-	if (r == 0)
-		r = client_snapshot(&ctl->client, ctl->snapshot_endpoint, snap);
+	if (r < 0)
+		return r;
+	r = client_snapshot(&ctl->client, ctl->snapshot_endpoint, snap);
 	if (r < 0)
 		return report_exchange(ctl, "statsd", ctl->snapshot_endpoint, r);
 	return 0;
@@ -458,10 +459,11 @@ static int feed_loop(struct ctl *ctl, struct client_feed *feed, struct watch *w)
 
 static int feed_open(struct ctl *ctl, const char *prefix, struct client_feed **feed)
 {
-	int r = check_ipc("statsd", ctl->feed_endpoint);
+	int r = check_ipc("statsd", ctl->feed_endpoint, "stats.feed");
 
-	if (r == 0)
-		r = client_feed_open(&ctl->client, ctl->feed_endpoint, prefix, feed);
+	if (r < 0)
+		return r;
+	r = client_feed_open(&ctl->client, ctl->feed_endpoint, prefix, feed);
 	if (r < 0)
 		return report_exchange(ctl, "statsd", ctl->feed_endpoint, r);
 	return 0;
