@@ -8,7 +8,7 @@
 #include "grepopctl/commands.h"
 #include "lib/timeutil.h"
 
-#define CSV_MAX_BYTES		(64u << 20)	/* a sites file far larger than 100000 sites */
+#define CSV_MAX_BYTES		(64u << 20)	/* far above 100000 sites */
 #define REDRAW_INTERVAL_MS	200
 
 volatile sig_atomic_t ctl_stop;

@@ -1,6 +1,5 @@
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -139,27 +138,14 @@ bool render_parse_time(const char *text, uint64_t *ns)
 	return true;
 }
 
-/* Cells are cut at their buffer's size on purpose: a table stays readable. */
-static void __attribute__((format(printf, 3, 4)))
-cell_printf(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-}
-
 static const char *field_str(const json_t *obj, const char *key)
 {
 	return json_string_value(json_object_get(obj, key));
 }
 
 /* Any JSON scalar as text: strings as they are, true/false as yes/no. */
-static void field_text(const json_t *obj, const char *key, char *buf, size_t len)
+static void value_text(const json_t *v, char *buf, size_t len)
 {
-	const json_t *v = json_object_get(obj, key);
-
 	if (json_is_string(v))
 		snprintf(buf, len, "%s", json_string_value(v));
 	else if (json_is_integer(v))
@@ -170,6 +156,11 @@ static void field_text(const json_t *obj, const char *key, char *buf, size_t len
 		snprintf(buf, len, "%s", json_is_true(v) ? "yes" : "no");
 	else
 		snprintf(buf, len, "-");
+}
+
+static void field_text(const json_t *obj, const char *key, char *buf, size_t len)
+{
+	value_text(json_object_get(obj, key), buf, len);
 }
 
 /* "3m ago" for a time field, or "-" when absent or null. */
@@ -219,7 +210,8 @@ static void field_list(const json_t *obj, const char *key, char *buf, size_t len
 	buf[0] = '\0';
 	json_array_foreach(arr, i, v)
 		if (json_is_string(v) && n < len)
-			n += snprintf(buf + n, len - n, "%s%s", n ? ", " : "", json_string_value(v));
+			n += snprintf(buf + n, len - n, "%s%s", n ? ", " : "",
+				      json_string_value(v));
 	if (!buf[0])
 		snprintf(buf, len, "-");
 }
@@ -325,7 +317,7 @@ static void site_pop_cell(const json_t *site, char *buf, size_t len)
 	if (strcmp(backups, "-") == 0)
 		snprintf(buf, len, "%s", pop ? pop : "-");
 	else
-		cell_printf(buf, len, "%s (%s)", pop ? pop : "-", backups);
+		snprintf(buf, len, "%s (%s)", pop ? pop : "-", backups);
 }
 
 void render_site_cells(const json_t *site, uint64_t now_ns,
@@ -525,7 +517,7 @@ static void pop_sites_summary(const json_t *pop, char *buf, size_t len)
 	field_text(sites, "up", up, sizeof(up));
 	field_text(sites, "down", down, sizeof(down));
 	field_text(sites, "disabled", disabled, sizeof(disabled));
-	cell_printf(buf, len, "%s (%s up, %s down, %s disabled)", total, up, down, disabled);
+	snprintf(buf, len, "%s (%s up, %s down, %s disabled)", total, up, down, disabled);
 }
 
 int render_pop_show(const json_t *pop, uint64_t now_ns, FILE *out)
@@ -563,7 +555,16 @@ int render_health_show(const json_t *pop, uint64_t now_ns, FILE *out)
 	return services_table(pop, now_ns, true, out);
 }
 
-/* " key=value" for each scalar member not in SKIP; values with blanks quoted. */
+/* " key=value", the value quoted when it holds blanks, quotes or '='. */
+static void print_pair(const char *key, const char *value, FILE *out)
+{
+	if (strpbrk(value, " \t\"="))
+		fprintf(out, " %s=\"%s\"", key, value);
+	else
+		fprintf(out, " %s=%s", key, value);
+}
+
+/* print_pair for each scalar member of OBJ not in SKIP. */
 static void print_members(const json_t *obj, const char *const *skip, FILE *out)
 {
 	char buf[RENDER_CELL_MAX];
@@ -573,11 +574,8 @@ static void print_members(const json_t *obj, const char *const *skip, FILE *out)
 	json_object_foreach((json_t *)obj, key, v) {
 		if (key_known(skip, key) || json_is_object(v) || json_is_array(v))
 			continue;
-		if (json_is_null(v))
-			snprintf(buf, sizeof(buf), "-");
-		else
-			field_text(obj, key, buf, sizeof(buf));
-		fprintf(out, strpbrk(buf, " \t\"=") ? " %s=\"%s\"" : " %s=%s", key, buf);
+		value_text(v, buf, sizeof(buf));
+		print_pair(key, buf, out);
 	}
 }
 
@@ -610,7 +608,7 @@ static void print_keys(const json_t *msg, const char *const *keys, FILE *out)
 
 	for (; *keys; keys++) {
 		field_text(msg, *keys, buf, sizeof(buf));
-		fprintf(out, strpbrk(buf, " \t\"=") ? " %s=\"%s\"" : " %s=%s", *keys, buf);
+		print_pair(*keys, buf, out);
 	}
 }
 
@@ -637,7 +635,8 @@ void render_feed_line(const char *topic, const json_t *msg, FILE *out)
 		print_time(msg, out);
 		print_keys(msg, pop_keys, out);
 		pop_sites_summary(msg, buf, sizeof(buf));
-		fprintf(out, " sites=\"%s\"\n", buf);
+		print_pair("sites", buf, out);
+		fputc('\n', out);
 	} else {
 		fprintf(out, "%s ", topic);
 		print_time(msg, out);
@@ -651,13 +650,12 @@ static void siteconf_value(const json_t *v, char *buf, size_t len)
 	size_t n = 0, i;
 	json_t *e;
 
+	if (json_is_null(v)) {
+		snprintf(buf, len, "none");
+		return;
+	}
 	if (!json_is_array(v)) {
-		json_t *wrap = json_pack("{s:O}", "v", v);
-
-		field_text(wrap, "v", buf, len);
-		json_decref(wrap);
-		if (json_is_null(v))
-			snprintf(buf, len, "none");
+		value_text(v, buf, len);
 		return;
 	}
 	buf[0] = '\0';
@@ -694,8 +692,11 @@ void render_names(const char *label, const json_t *names, FILE *out)
 	json_t *v;
 
 	fprintf(out, "%s (%zu):", label, json_array_size(names));
-	json_array_foreach(names, i, v)
-		fprintf(out, "%s%s", i ? ", " : " ", json_is_string(v) ? json_string_value(v) : "?");
+	json_array_foreach(names, i, v) {
+		const char *name = json_string_value(v);
+
+		fprintf(out, "%s%s", i ? ", " : " ", name ? name : "?");
+	}
 	fputs(json_array_size(names) ? "\n" : " -\n", out);
 }
 

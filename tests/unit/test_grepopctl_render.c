@@ -33,7 +33,8 @@ static json_t *site(const char *name, const char *status, const char *type, cons
 			 "name", name, "source_ip", "198.18.0.2", "status", status,
 			 "traffic_type", type, "pop", pop, "pop_backup", "ams1",
 			 "keepalive_status", strcmp(status, "up") == 0 ? "seen" : "not seen",
-			 "last_keepalive", strcmp(status, "up") == 0 ? "2026-12-03T13:23:53Z" : NULL,
+			 "last_keepalive",
+			 strcmp(status, "up") == 0 ? "2026-12-03T13:23:53Z" : NULL,
 			 "last_user_traffic", NULL, "rx_kbps", 12.5, "tx_kbps", 1300.2);
 }
 
@@ -237,7 +238,8 @@ static void test_site_list_footer(void)
 	render_select_sites(all, &none, 2, &page);
 	CAPTURE(text, render_site_list(&page, NOW, out));
 	CU_ASSERT_PTR_NOT_NULL(strstr(text, "NAME  SOURCE IP   STATUS  KEEPALIVE     POP"));
-	CU_ASSERT_PTR_NOT_NULL(strstr(text, "\ns100  198.18.0.2  down    not seen      fra1 (ams1)"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text,
+				      "\ns100  198.18.0.2  down    not seen      fra1 (ams1)"));
 	last = strrchr(text, '\n');
 	*last = '\0';
 	CU_ASSERT_STRING_EQUAL(strrchr(text, '\n'), "\npage 2 of 3 (250 sites)");
@@ -257,7 +259,8 @@ static void test_site_show(void)
 	CAPTURE(text, render_site_show(s, NOW, out));
 	CU_ASSERT_PTR_NOT_NULL(strstr(text, "name                   branch-1\n"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(text, "key                    none\n"));
-	CU_ASSERT_PTR_NOT_NULL(strstr(text, "last keepalive         2026-12-03T13:23:53Z (12s ago)\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text,
+				      "last keepalive         2026-12-03T13:23:53Z (12s ago)\n"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(text, "drops policy           3\n"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(text, "drops rate             0\n"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(text, "new_field              7\n"));
@@ -276,7 +279,8 @@ static void test_health_show(void)
 	CAPTURE(text, render_health_show(pop, NOW, out));
 	CU_ASSERT_STRING_EQUAL(text,
 			       "healthd alive, last heartbeat 1s ago\n\n"
-			       "SERVICE  HEALTH  SINCE                          CHECKS OK  CHECKS FAILED\n"
+			       "SERVICE  HEALTH  SINCE                          "
+			       "CHECKS OK  CHECKS FAILED\n"
 			       "swg      up      2026-12-03T13:21:05Z (3m ago)  180        2\n");
 	free(text);
 	json_decref(pop);
