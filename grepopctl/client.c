@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +25,16 @@ void client_close(struct client *c)
 	c->ctx = NULL;
 }
 
-/* A socket of TYPE connected to ENDPOINT that never lingers on close. */
-static void *socket_connect(struct client *c, int type, const char *endpoint, int *err)
+/*
+ * A socket of TYPE connected to ENDPOINT that never lingers on close. A
+ * ROUTER drops what does not fit its peer's pipe: UNLIMITED lifts this
+ * side's receive limit (before connecting, when the pipe is made) so that a
+ * snapshot of any size arrives whole.
+ */
+static void *socket_connect(struct client *c, int type, const char *endpoint, bool unlimited,
+			    int *err)
 {
-	int linger = 0, timeout = (int)c->timeout_ms;
+	int linger = 0, timeout = (int)c->timeout_ms, zero = 0;
 	void *sock = zmq_socket(c->ctx, type);
 
 	if (!sock) {
@@ -37,6 +44,8 @@ static void *socket_connect(struct client *c, int type, const char *endpoint, in
 	zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger));
 	zmq_setsockopt(sock, ZMQ_RCVTIMEO, &timeout, sizeof(timeout));
 	zmq_setsockopt(sock, ZMQ_SNDTIMEO, &timeout, sizeof(timeout));
+	if (unlimited)
+		zmq_setsockopt(sock, ZMQ_RCVHWM, &zero, sizeof(zero));
 	if (zmq_connect(sock, endpoint) < 0) {
 		*err = -errno;
 		zmq_close(sock);
@@ -105,7 +114,7 @@ int client_request(struct client *c, const char *endpoint, const json_t *request
 	*reply = NULL;
 	if (!out)
 		return -ENOMEM;
-	sock = socket_connect(c, ZMQ_REQ, endpoint, &r);
+	sock = socket_connect(c, ZMQ_REQ, endpoint, false, &r);
 	if (!sock)
 		goto free_out;
 	if (zmq_send(sock, out, strlen(out), 0) < 0) {
@@ -129,8 +138,31 @@ free_out:
 	return r;
 }
 
+/* The end message: its seq, and the site count when the server sends one. */
+static int snapshot_end(const json_t *msg, struct client_snapshot *out)
+{
+	json_int_t seq = json_integer_value(json_object_get(msg, "seq"));
+	const json_t *sites = json_object_get(msg, "sites");
+
+	out->seq = seq > 0 ? (uint64_t)seq : 0;
+	if (json_is_integer(sites) && (uint64_t)json_integer_value(sites) != out->received)
+		return -EPROTO;
+	return 1;
+}
+
+static void snapshot_site(json_t *msg, client_keep_fn *keep, void *arg,
+			  struct client_snapshot *out)
+{
+	json_t *kept = keep ? keep(msg, arg) : json_incref(msg);
+
+	out->received++;
+	if (kept)
+		json_array_append_new(out->sites, kept);
+}
+
 /* One [topic, json] message of the snapshot, applied to OUT. 1 at the end. */
-static int snapshot_apply(void *sock, struct client_snapshot *out)
+static int snapshot_apply(void *sock, client_keep_fn *keep, void *arg,
+			  struct client_snapshot *out)
 {
 	char *topic, *body = NULL;
 	size_t tlen, blen;
@@ -148,15 +180,12 @@ static int snapshot_apply(void *sock, struct client_snapshot *out)
 	if (r == 0 && !msg)
 		r = -EPROTO;
 	if (r == 0 && strcmp(topic, SNAPSHOT_END) == 0) {
-		json_int_t seq = json_integer_value(json_object_get(msg, "seq"));
-
-		out->seq = seq > 0 ? (uint64_t)seq : 0;
-		r = 1;
+		r = snapshot_end(msg, out);
 	} else if (r == 0 && strcmp(topic, "grepop.v1.pop") == 0) {
 		json_decref(out->pop);
 		out->pop = json_incref(msg);
 	} else if (r == 0 && strncmp(topic, "grepop.v1.site.", 15) == 0) {
-		json_array_append(out->sites, msg);
+		snapshot_site(msg, keep, arg, out);
 	}
 	json_decref(msg);
 	drain_parts(sock, more);
@@ -165,7 +194,8 @@ static int snapshot_apply(void *sock, struct client_snapshot *out)
 	return r;
 }
 
-int client_snapshot(struct client *c, const char *endpoint, struct client_snapshot *out)
+int client_snapshot(struct client *c, const char *endpoint, client_keep_fn *keep, void *arg,
+		    struct client_snapshot *out)
 {
 	static const char request[] = "snapshot";
 	int r = 0;
@@ -175,13 +205,13 @@ int client_snapshot(struct client *c, const char *endpoint, struct client_snapsh
 	out->sites = json_array();
 	if (!out->sites)
 		return -ENOMEM;
-	sock = socket_connect(c, ZMQ_DEALER, endpoint, &r);
+	sock = socket_connect(c, ZMQ_DEALER, endpoint, true, &r);
 	if (!sock)
 		goto fail;
 	if (zmq_send(sock, request, strlen(request), 0) < 0)
 		r = errno == EAGAIN ? -ETIMEDOUT : -errno;
 	for (unsigned i = 0; r == 0 && i < SNAPSHOT_MAX_MESSAGES; i++)
-		r = snapshot_apply(sock, out);
+		r = snapshot_apply(sock, keep, arg, out);
 	zmq_close(sock);
 	if (r == 1)
 		return 0;

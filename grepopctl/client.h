@@ -35,18 +35,29 @@ void client_close(struct client *c);
 int client_request(struct client *c, const char *endpoint, const json_t *request,
 		   json_t **reply);
 
+/*
+ * What to keep of each site message: a new reference to store (the message
+ * itself or a smaller copy), or NULL to drop it. A POP of 100000 sites
+ * would otherwise hold every message whole.
+ */
+typedef json_t *client_keep_fn(json_t *site, void *arg);
+
 struct client_snapshot {
 	json_t *pop;			/* the POP message, or NULL if none came */
-	json_t *sites;			/* array of site messages, in arrival order */
+	json_t *sites;			/* array of kept site messages, in arrival order */
 	uint64_t seq;			/* from grepop.v1.snapshot.end */
+	uint64_t received;		/* site messages received, kept or not */
 };
 
 /*
- * Ask the snapshot endpoint for the whole state. Returns 0 with OUT filled
- * (free with client_snapshot_free), -ETIMEDOUT when a message took longer
- * than the timeout, -EPROTO for a message that breaks the protocol.
+ * Ask the snapshot endpoint for the whole state; KEEP (NULL keeps all)
+ * chooses what is stored. Returns 0 with OUT filled (free with
+ * client_snapshot_free), -ETIMEDOUT when a message took longer than the
+ * timeout, -EPROTO for a message that breaks the protocol or a snapshot
+ * whose end counts more or fewer sites than arrived.
  */
-int client_snapshot(struct client *c, const char *endpoint, struct client_snapshot *out);
+int client_snapshot(struct client *c, const char *endpoint, client_keep_fn *keep, void *arg,
+		    struct client_snapshot *out);
 void client_snapshot_free(struct client_snapshot *snap);
 
 struct client_feed;

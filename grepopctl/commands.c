@@ -183,13 +183,45 @@ int cmd_control(struct ctl *ctl)
 	return 0;
 }
 
-static int snapshot(struct ctl *ctl, struct client_snapshot *snap)
+/*
+ * What each command keeps of a snapshot's site messages.
+ * XXX: a summary still costs about 2 KB in jansson, 250 MB for a POP of
+ * 100000 sites; keep rendered rows instead if a POP ever holds more.
+ */
+struct keep_list {
+	const struct render_filter *filter;
+	bool whole;			/* --json prints the messages as they came */
+};
+
+static json_t *keep_listed(json_t *site, void *arg)
+{
+	const struct keep_list *k = arg;
+
+	if (!render_filter_match(k->filter, site))
+		return NULL;
+	return k->whole ? json_incref(site) : render_site_summary(site);
+}
+
+static json_t *keep_named(json_t *site, void *name)
+{
+	const char *n = json_string_value(json_object_get(site, "name"));
+
+	return n && strcmp(n, name) == 0 ? json_incref(site) : NULL;
+}
+
+static json_t *keep_none(json_t *site, void *arg)
+{
+	return NULL;
+}
+
+static int snapshot(struct ctl *ctl, client_keep_fn *keep, void *arg,
+		    struct client_snapshot *snap)
 {
 	int r = check_ipc("statsd", ctl->snapshot_endpoint, "stats.snapshot");
 
 	if (r < 0)
 		return r;
-	r = client_snapshot(&ctl->client, ctl->snapshot_endpoint, snap);
+	r = client_snapshot(&ctl->client, ctl->snapshot_endpoint, keep, arg, snap);
 	if (r < 0)
 		return report_exchange(ctl, "statsd", ctl->snapshot_endpoint, r);
 	return 0;
@@ -212,11 +244,12 @@ int cmd_site_list(struct ctl *ctl)
 {
 	const struct cli *cli = ctl->cli;
 	unsigned want = cli->page ? cli->page : (cli->json ? 0 : 1);
+	struct keep_list keep = { .filter = &cli->filter, .whole = cli->json };
 	struct client_snapshot snap;
 	struct render_page page;
 	int r;
 
-	r = snapshot(ctl, &snap);
+	r = snapshot(ctl, keep_listed, &keep, &snap);
 	if (r < 0)
 		return r;
 	r = render_select_sites(snap.sites, &cli->filter, want, &page);
@@ -253,12 +286,12 @@ static const json_t *find_site(const json_t *sites, const char *name)
 
 int cmd_site_show(struct ctl *ctl)
 {
-	const char *name = ctl->cli->args[0];
+	char *name = ctl->cli->args[0];
 	struct client_snapshot snap;
 	const json_t *site;
 	int r;
 
-	r = snapshot(ctl, &snap);
+	r = snapshot(ctl, keep_named, name, &snap);
 	if (r < 0)
 		return r;
 	site = find_site(snap.sites, name);
@@ -281,7 +314,7 @@ static int show_pop(struct ctl *ctl, int (*render)(const json_t *, uint64_t, FIL
 	struct client_snapshot snap;
 	int r;
 
-	r = snapshot(ctl, &snap);
+	r = snapshot(ctl, keep_none, NULL, &snap);
 	if (r < 0)
 		return r;
 	if (!snap.pop)
@@ -313,6 +346,11 @@ struct watch {
 	uint64_t drawn_ns;		/* monotonic */
 };
 
+static json_t *keep_summary(json_t *site, void *arg)
+{
+	return render_site_summary(site);
+}
+
 static int watch_load(struct ctl *ctl, struct watch *w)
 {
 	struct client_snapshot snap;
@@ -320,7 +358,7 @@ static int watch_load(struct ctl *ctl, struct watch *w)
 	json_t *v;
 	int r;
 
-	r = snapshot(ctl, &snap);
+	r = snapshot(ctl, keep_summary, NULL, &snap);
 	if (r < 0)
 		return r;
 	w->pop = json_incref(snap.pop);
@@ -345,7 +383,7 @@ static void watch_apply(struct watch *w, const char *topic, json_t *msg)
 		json_decref(w->pop);
 		w->pop = json_incref(msg);
 	} else if (strncmp(topic, "grepop.v1.site.", 15) == 0 && name) {
-		json_object_set(w->sites, name, msg);
+		json_object_set_new(w->sites, name, render_site_summary(msg));
 	} else if (type && strcmp(type, "site.deleted") == 0) {
 		const char *site = json_string_value(json_object_get(msg, "site"));
 

@@ -337,6 +337,23 @@ void render_site_cells(const json_t *site, uint64_t now_ns,
 	field_text(site, "traffic_type", cells[7], RENDER_CELL_MAX);
 }
 
+json_t *render_site_summary(const json_t *site)
+{
+	static const char *const keys[] = {
+		"name", "source_ip", "status", "keepalive_status", "last_keepalive", "pop",
+		"pop_backup", "rx_kbps", "tx_kbps", "last_user_traffic", "traffic_type",
+	};
+	json_t *copy = json_object();
+
+	for (size_t i = 0; copy && i < sizeof(keys) / sizeof(keys[0]); i++) {
+		json_t *v = json_object_get(site, keys[i]);
+
+		if (v)
+			json_object_set(copy, keys[i], v);
+	}
+	return copy;
+}
+
 int render_site_list(const struct render_page *page, uint64_t now_ns, FILE *out)
 {
 	char cells[RENDER_SITE_COLS][RENDER_CELL_MAX];

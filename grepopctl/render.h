@@ -87,6 +87,12 @@ extern const char *const render_site_headers[RENDER_SITE_COLS];
 void render_site_cells(const json_t *site, uint64_t now_ns,
 		       char cells[RENDER_SITE_COLS][RENDER_CELL_MAX]);
 
+/*
+ * A copy of SITE with only the members the site table shows (new
+ * reference, NULL without memory): what "site list" and "watch" keep.
+ */
+json_t *render_site_summary(const json_t *site);
+
 /* The site table of PAGE and its footer "page 1 of 3 (250 sites)". */
 int render_site_list(const struct render_page *page, uint64_t now_ns, FILE *out);
 

@@ -178,18 +178,22 @@ class FakeStatsd(_Server):
 
     sites: the site messages the snapshot sends; publish: a function
     (seq) -> list of (topic, message) sent on the feed every 50 ms;
-    answer=False makes the snapshot endpoint read requests and never answer.
+    answer=False makes the snapshot endpoint read requests and never answer;
+    end_count overrides the site count of the snapshot's end message.
     """
 
-    def __init__(self, snapshot_endpoint, feed_endpoint, sites=(), publish=None, answer=True):
+    def __init__(self, snapshot_endpoint, feed_endpoint, sites=(), publish=None, answer=True,
+                 end_count=None):
         super().__init__()
         self.sites = list(sites)
+        self.end_count = len(self.sites) if end_count is None else end_count
         self.publish = publish
         self.answer = answer
         self.seq = 1000
         self.requests = []
         self.router = self.ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 0)
+        self.router.setsockopt(zmq.SNDHWM, 0)      # a snapshot is never cut short
         self.router.bind(snapshot_endpoint)
         self.pub = self.ctx.socket(zmq.PUB)
         self.pub.setsockopt(zmq.LINGER, 0)
@@ -202,7 +206,7 @@ class FakeStatsd(_Server):
         send("grepop.v1.pop", pop_message(self.seq))
         for site in self.sites:
             send("grepop.v1.site." + site["name"], site)
-        send("grepop.v1.snapshot.end", {"seq": self.seq})
+        send("grepop.v1.snapshot.end", {"seq": self.seq, "sites": self.end_count})
 
     def run(self):
         next_publish = 0

@@ -268,6 +268,17 @@ def test_pop_and_health_show(rt):
     assert hj.json["services"]["cfw"]["checks_failed"] == 30
 
 
+def test_incomplete_snapshot_is_a_protocol_error(rt):
+    st = statsd(rt, sites=[site_message("b1", 1)], end_count=2)
+    try:
+        r = rt.run("site", "list")
+    finally:
+        st.stop()
+    assert r.rc == 1, r
+    assert "statsd at %s sent a message that does not follow the protocol" \
+        % rt.snapshot_endpoint in r.stderr
+
+
 def test_silent_statsd_times_out_with_3(rt):
     st = statsd(rt, answer=False)
     try:
