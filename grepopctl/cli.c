@@ -153,6 +153,7 @@ static void command_options(const struct cli_command *cmd, struct option *opts)
 
 	add_option(opts, &n, "json", no_argument, OPT_JSON);
 	add_option(opts, &n, "timeout", required_argument, OPT_TIMEOUT);
+	add_option(opts, &n, "help", no_argument, 'h');
 	if (cmd->groups & GRP_FILTER) {
 		add_option(opts, &n, "status", required_argument, OPT_STATUS);
 		add_option(opts, &n, "pop", required_argument, OPT_POP);
@@ -266,9 +267,13 @@ static int parse_command(struct cli *cli, const struct cli_command *cmd, int arg
 	command_options(cmd, opts);
 	optind = 0;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":t:", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":t:h", opts, NULL)) != -1) {
 		if (opt == '?' || opt == ':')
 			return option_error(cli, opt, argv, err);
+		if (opt == 'h') {
+			cli->verb = CLI_HELP;
+			return 0;
+		}
 		r = command_option(cli, opt, optarg, err);
 		if (r < 0)
 			return r;
@@ -366,7 +371,9 @@ int cli_parse(struct cli *cli, int argc, char **argv, char err[CLI_ERR_MAX])
 	first += cmd->verb ? 1 : 0;
 	int r = parse_command(cli, cmd, argc - first, argv + first, err);
 
-	return r < 0 ? r : check_command(cli, err);
+	if (r < 0 || cli->verb == CLI_HELP)
+		return r;
+	return check_command(cli, err);
 }
 
 void cli_print_usage(FILE *out)

@@ -404,6 +404,7 @@ static void test_parse_options(void)
 	char line[] = "-c /tmp/x.conf -t 0.5 site list --status down --page 2 --json "
 		      "--name br --pop fra1 --traffic-type guest-wifi";
 	char line2[] = "events --count 3 --seconds 10";
+	char line3[] = "site add --help";
 	char err[CLI_ERR_MAX];
 	struct cli cli;
 
@@ -418,6 +419,9 @@ static void test_parse_options(void)
 	CU_ASSERT_STRING_EQUAL(cli.filter.pop, "fra1");
 	CU_ASSERT_STRING_EQUAL(cli.filter.traffic_type, "guest-wifi");
 	CU_ASSERT_PTR_NULL(cli_request(&cli, NULL));	/* served by statsd */
+
+	CU_ASSERT_EQUAL_FATAL(parse(&cli, line3, err), 0);	/* no NAME needed for help */
+	CU_ASSERT_EQUAL(cli.verb, CLI_HELP);
 
 	CU_ASSERT_EQUAL_FATAL(parse(&cli, line2, err), 0);
 	CU_ASSERT_EQUAL(cli.verb, CLI_EVENTS);
