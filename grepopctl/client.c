@@ -60,6 +60,7 @@ static int recv_frame(void *sock, char **text, size_t *len, int *more)
 	zmq_msg_t msg;
 	size_t n;
 
+	*more = 0;			/* nothing left to drain after a failure */
 	zmq_msg_init(&msg);
 	if (zmq_msg_recv(&msg, sock, 0) < 0) {
 		int err = errno;
