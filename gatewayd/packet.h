@@ -44,7 +44,7 @@ struct gre_packet {
 	uint16_t flags;			/* GRE flags and version word */
 	uint16_t proto;			/* GRE protocol type, after MetaData */
 	bool has_key;
-	uint32_t key;
+	uint32_t key;			/* host order */
 	bool has_seq;
 	uint32_t seq;
 	bool has_meta;			/* Cisco MetaData was present and skipped */
@@ -106,6 +106,8 @@ int inner_parse(const uint8_t *pkt, size_t len, int family, struct inner_info *i
  * site's source IP) given the POP's PROBE_IP. For GRE inner packets checks
  * that the inner GRE header is well formed, that its protocol is 0 and that
  * the inner destination is SITE_SOURCE; anything else GRE is INNER_REFLECT.
+ * Never returns INNER_KEEPALIVE_REPLY: that is a GRE protocol of 0, which
+ * the caller sees in struct gre_packet before any inner packet is parsed.
  */
 enum inner_kind inner_classify(const uint8_t *pkt, const struct inner_info *info,
 			       struct in_addr site_source, struct in_addr probe_ip);
@@ -148,11 +150,19 @@ bool icmp_echo_to_reply(uint8_t *pkt, const struct inner_info *info);
  * Write an outer IPv4 + GRE header for a packet of INNER_LEN bytes of
  * protocol PROTO into HDR (at least 32 bytes) and return its length (24, or
  * 28 with a key). ID is the IPv4 identification; the checksum is computed.
+ * KEY is in host order, as gre_parse reports it. Returns 0 if the whole
+ * packet would exceed 65535 bytes.
  */
 size_t gre_build_header(uint8_t *hdr, struct in_addr src, struct in_addr dst, bool has_key,
 			uint32_t key, uint16_t proto, size_t inner_len, uint16_t id);
 
-/* The Internet checksum (RFC 1071) of LEN bytes, folded, not inverted. */
+/*
+ * The Internet checksum (RFC 1071) of LEN bytes, folded, not inverted.
+ * Words are read in network order and the result is a host-order number
+ * (store ~result with htons); SUM is added to it, so a pseudo-header sum or
+ * an earlier csum_partial of an even number of bytes can be chained in.
+ * A header is valid when csum_partial over it, checksum included, is 0xffff.
+ */
 uint32_t csum_partial(const void *data, size_t len, uint32_t sum);
 uint16_t csum_fold(uint32_t sum);
 
@@ -161,11 +171,16 @@ uint16_t csum_fold(uint32_t sum);
  * has its own bucket per site. Allows a burst of 10 ms at the rate.
  */
 struct token_bucket {
-	uint64_t tokens;		/* bytes available */
+	uint64_t tokens;		/* credit, in 1e-9 bit: bytes * 8e9 */
 	uint64_t last_ns;
 };
 
-/* Take LEN bytes at time NOW_NS with RATE_BPS (bits/s; 0 = unlimited). */
+/*
+ * Take LEN bytes at time NOW_NS with RATE_BPS (bits/s; 0 = unlimited, and so
+ * is anything above 1 Tbit/s). A zeroed bucket starts full. The burst is
+ * 10 ms at the rate but at least 64 KiB. A clock that goes back refills
+ * nothing.
+ */
 bool token_bucket_take(struct token_bucket *tb, uint64_t now_ns, uint64_t rate_bps, size_t len);
 
 #endif

@@ -196,7 +196,12 @@ void sites_free(struct sites *sites);
  * (SITES_PATH, or the one the configuration names when NULL; a missing
  * sites file is an empty set), print both normalised to stdout and return
  * 0, or print "file:line: message" / "file:row:column: message" to stderr
- * and return 1.
+ * and return 1. The output is, in this order:
+ *
+ *   # configuration: CONF_PATH
+ *   conf_print's output (libconfig syntax; the line above is a comment)
+ *   # sites: SITES_PATH (N[, the file does not exist])
+ *   sites_write's output (CSV with header)
  */
 int conf_check_main(const char *conf_path, const char *sites_path);
 

@@ -122,7 +122,7 @@ struct shm_site_lane {
 	uint64_t rx_bytes;		/* inner bytes of those */
 	uint64_t tx_packets;		/* POP -> router, encapsulated replies */
 	uint64_t tx_bytes;
-	uint64_t keepalives;		/* keepalives reflected */
+	uint64_t keepalives;		/* keepalives reflected, or their answers received */
 	uint64_t probes;		/* ICMP probes answered */
 	uint64_t drops[SHM_DROP_SITE_COUNT];
 	uint64_t last_keepalive_ns;	/* CLOCK_REALTIME of the last keepalive seen */

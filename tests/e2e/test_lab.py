@@ -1,0 +1,158 @@
+"""The lab itself and the branch router peer (grerouter), without gatewayd:
+a small Python GRE reflector (tests/lab/gre_echo.py) plays the POPs."""
+
+import json
+import os
+import socket
+import urllib.request
+
+import pytest
+
+import lab as lablib
+import services
+
+ECHO = os.path.join(lablib.HERE, "gre_echo.py")
+
+
+def start_echo(lab, pop, *args):
+    status = os.path.join(lab.run_dir, f"echo-{pop}.json")
+    proc = lab.popen(pop, [lablib.PYTHON, ECHO, "--local", lab.pop_ip(pop), "--status", status,
+                           *args], name=f"echo-{pop}")
+    proc.wait_line("^ready$", timeout=10)
+    proc.status_path = status
+    return proc
+
+
+def echo_stats(proc):
+    try:
+        with open(proc.status_path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def test_addresses(lab):
+    assert "198.18.0.2/24" in lab.addresses("router")["wan0"]
+    assert "10.1.0.1/24" in lab.addresses("router")["lan0"]
+    assert "10.1.0.2/24" in lab.addresses("branch")["eth0"]
+    for pop, ip in (("pop1", "198.18.0.11"), ("pop2", "198.18.0.12")):
+        assert f"{ip}/24" in lab.addresses(pop)["wan0"]
+        assert "198.19.0.1/24" in lab.addresses(pop)["lan0"]
+        assert "198.19.0.2/24" in lab.addresses(lab.pops[pop]["svc"])["eth0"]
+    lab.run("branch", ["ping", "-c1", "-W2", "10.1.0.1"])
+    lab.run("router", ["ping", "-c1", "-W2", "198.18.0.11"])
+    lab.run("router", ["ping", "-c1", "-W2", "198.18.0.12"])
+    # Without a tunnel the router has no route to the services.
+    with pytest.raises(lablib.LabError):
+        lab.run("branch", ["ping", "-c1", "-W1", "198.19.0.2"])
+
+
+def test_services(lab):
+    out = lab.run("pop1", ["curl", "-sS", "-m", "5", "http://198.19.0.2/healthz"])
+    assert out == "ok\n"
+    blob = lab.run("pop1", ["sh", "-c", "curl -sS -m 10 http://198.19.0.2:443/blob/100000 | "
+                            "sha256sum"])
+    import hashlib
+    assert blob.split()[0] == hashlib.sha256(services.blob_bytes(100000)).hexdigest()
+    assert services.blob_bytes(50, 7) == services.blob_bytes(100)[7:57]
+    out = lab.run("pop1", [lablib.PYTHON, "-c",
+                           "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM);"
+                           "s.settimeout(2); s.sendto(b'hi', ('198.19.0.2', 7));"
+                           "print(s.recv(10).decode())"])
+    assert out.strip() == "hi"
+
+
+def test_http_stop_start(lab):
+    lab.svc_http("pop2", False)
+    with pytest.raises(lablib.LabError):
+        lab.run("pop2", ["curl", "-sS", "-m", "2", "http://198.19.0.2/healthz"])
+    # the other POP's services are untouched
+    assert lab.run("pop1", ["curl", "-sS", "-m", "5", "http://198.19.0.2/healthz"]) == "ok\n"
+    lab.svc_http("pop2", True)
+    assert lab.run("pop2", ["curl", "-sS", "-m", "5", "http://198.19.0.2/healthz"]) == "ok\n"
+
+
+def test_grerouter_cli(lab):
+    out = lab.run("router", [lab.tool("grerouter"), "--help"])
+    assert "--keepalive" in out and "--backup" in out
+    with pytest.raises(lablib.LabError, match="not an IPv4 address"):
+        lab.run("router", [lab.tool("grerouter"), "--local", "nope", "--pop", "198.18.0.11"])
+    with pytest.raises(lablib.LabError, match="are required"):
+        lab.run("router", [lab.tool("grerouter"), "--local", "198.18.0.2"])
+    with pytest.raises(lablib.LabError, match="needs --probe-src"):
+        lab.run("router", [lab.tool("grerouter"), "--local", "198.18.0.2", "--pop", "1.2.3.4",
+                           "--probe", "100.64.255.1,1,3"])
+
+
+def test_failover_and_back(lab):
+    """Keepalives + probes with every header option: primary up, failover to
+    the backup when the primary's reflector dies, back after RISE answers."""
+    echo1, echo2 = start_echo(lab, "pop1"), start_echo(lab, "pop2", "--echo-icmp")
+    router = lab.start_router(["--keepalive", "1,3", "--probe", "100.64.255.1,1,3",
+                               "--probe-src", "10.1.0.1", "--key", "42", "--checksum", "--seq",
+                               "--cisco-meta", "77"])
+    try:
+        lablib.wait_for(lambda: (router.status() or {}).get("primary", {}).get("answered", 0) >= 4,
+                        6, what="primary answers")
+        st = router.status()
+        assert st["active"] == "primary" and st["primary"]["up"] and st["backup"]["up"]
+        assert router.lines[0] == "active primary 198.18.0.11"
+        seen = echo_stats(echo1)
+        assert seen["bad"] == 0 and seen["keepalives"] >= 1 and seen["probes"] >= 1
+        last = seen["last"]
+        assert (last["key"], last["sgt"], last["checksum"]) == (42, 77, True)
+        assert last["seq"] is not None
+
+        # The branch's traffic goes into the primary's tunnel.
+        lab.run("branch", ["ping", "-c1", "-W1", "198.19.0.2"], check=False)
+        lablib.wait_for(lambda: echo_stats(echo1)["data"] >= 1, 3, what="data at pop1")
+
+        n = len(router.lines)
+        echo1.stop()
+        router.wait_line(r"^tunnel primary 198\.18\.0\.11 down \(3 (keepalives|probes) "
+                         r"unanswered\)$", 8, start=n)
+        router.wait_line(r"^active backup 198\.18\.0\.12$", 2, start=n)
+        assert router.status()["active"] == "backup"
+
+        # Now the branch reaches through the backup, both ways: pop2's
+        # reflector answers the ping inside the tunnel.
+        out = lab.run("branch", ["ping", "-c2", "-W2", "198.19.0.2"])
+        assert "2 received" in out
+        lablib.wait_for(lambda: router.status()["rx_packets"] >= 2, 3, what="rx_packets >= 2")
+
+        n = len(router.lines)
+        echo1 = start_echo(lab, "pop1")
+        router.wait_line(r"^tunnel primary 198\.18\.0\.11 up \(2 \w+ answered\)$", 8, start=n)
+        router.wait_line(r"^active primary 198\.18\.0\.11$", 2, start=n)
+    finally:
+        assert lab.stop_router(router) == 0
+        echo1.stop()
+        echo2.stop()
+    # grerouter removed its TUN and its status file on SIGTERM
+    assert "gre-r" not in lab.addresses("router")
+    assert router.status() is None
+
+
+def test_no_backup_goes_none(lab):
+    echo1 = start_echo(lab, "pop1")
+    router = lab.start_router(["--keepalive", "1,2"], backup=None)
+    try:
+        lablib.wait_for(lambda: (router.status() or {}).get("primary", {}).get("answered", 0) >= 2,
+                        5, what="primary answers")
+        assert router.status()["backup"] is None
+        echo1.stop()
+        router.wait_line(r"^active none$", 6)
+        assert router.status()["active"] == "none"
+    finally:
+        lab.stop_router(router)
+        echo1.stop()
+
+
+def test_teardown_leaves_nothing(build_dir):
+    prefix = f"z{os.getpid() % 10000}"
+    with lablib.standard(prefix, build_dir) as lab:
+        assert len(lablib.netns_list(prefix)) == 7	# with the WAN bridge's
+        lab.popen("router", ["sleep", "300"])
+        assert os.path.isdir(lab.run_dir)
+    assert lablib.netns_list(prefix) == []
+    assert not os.path.exists(lablib.run_dir_of(prefix))
