@@ -465,7 +465,8 @@ struct http *http_start(const char *address, struct collect *c, const struct fee
 				  ntohs(sa.sin_port), NULL, NULL, http_handle, h,
 				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONNECTION_LIMIT,
-				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONNECTION_TIMEOUT_S,
+				  MHD_OPTION_CONNECTION_TIMEOUT,
+				  (unsigned)HTTP_CONNECTION_TIMEOUT_S,
 				  MHD_OPTION_END);
 	if (!h->mhd) {
 		free(h);

@@ -80,7 +80,8 @@ static void reload_conf(struct collect *c, const char *path)
 		log_warning("reload: %s; keeping the running configuration", err);
 		return;
 	}
-	if (strcmp(next->stats_feed, cur->stats_feed) || strcmp(next->stats_http, cur->stats_http) ||
+	if (strcmp(next->stats_feed, cur->stats_feed) ||
+	    strcmp(next->stats_http, cur->stats_http) ||
 	    strcmp(next->stats_snapshot, cur->stats_snapshot) ||
 	    strcmp(next->runtime_dir, cur->runtime_dir))
 		log_warning("reload: endpoints or runtime_dir changed; they apply at restart");
