@@ -226,29 +226,78 @@ static void feed_read_events(struct feed *f)
 	}
 }
 
-void feed_send_snapshot(struct feed *f, const void *identity, size_t id_len, bool delimiter)
+int feed_snapshot_start(struct feed *f, const void *identity, size_t id_len, bool delimiter)
+{
+	struct feed_snapshot *job = NULL;
+	json_t *o;
+
+	for (int i = 0; i < FEED_SNAPSHOT_JOBS && !job; i++)
+		if (!f->snapshot[i].active)
+			job = &f->snapshot[i];
+	if (!job || id_len > FEED_IDENTITY_MAX) {
+		f->snapshots_refused++;
+		return -EBUSY;
+	}
+	job->active = true;
+	job->delimiter = delimiter;
+	job->id_len = id_len;
+	memcpy(job->id, identity, id_len);
+	job->seq = f->seq;
+	job->next = 0;
+	collect_lock(f->collect);
+	o = collect_pop_json(f->collect, job->seq);
+	collect_unlock(f->collect);
+	feed_send(f, f->router, job->id, job->id_len, job->delimiter, FEED_TOPIC_PREFIX "pop", o);
+	json_decref(o);
+	return 0;
+}
+
+/* Up to FEED_SNAPSHOT_CHUNK sites of JOB, then the end marker when done. */
+static void feed_snapshot_chunk(struct feed *f, struct feed_snapshot *job)
 {
 	struct collect *c = f->collect;
-	uint64_t seq = f->seq;
+	uint32_t end = job->next + FEED_SNAPSHOT_CHUNK;
 	char topic[SHM_NAME_MAX + 32];
 	json_t *o;
 
 	collect_lock(c);
-	o = collect_pop_json(c, seq);
-	feed_send(f, f->router, identity, id_len, delimiter, FEED_TOPIC_PREFIX "pop", o);
-	json_decref(o);
-	for (uint32_t i = 0; i < c->n_slots; i++) {
-		o = collect_site_json(c, i, seq);
+	for (; job->next < c->n_slots && job->next < end; job->next++) {
+		o = collect_site_json(c, job->next, f->seq);
 		if (!o)
 			continue;
-		feed_site_topic(topic, sizeof(topic), &c->site[i]);
-		feed_send(f, f->router, identity, id_len, delimiter, topic, o);
+		feed_site_topic(topic, sizeof(topic), &c->site[job->next]);
+		feed_send(f, f->router, job->id, job->id_len, job->delimiter, topic, o);
 		json_decref(o);
 	}
 	collect_unlock(c);
-	o = json_pack("{sI}", "seq", (json_int_t)seq);
-	feed_send(f, f->router, identity, id_len, delimiter, FEED_TOPIC_PREFIX "snapshot.end", o);
+	if (job->next < c->n_slots)
+		return;
+	o = json_pack("{sI}", "seq", (json_int_t)job->seq);
+	feed_send(f, f->router, job->id, job->id_len, job->delimiter,
+		  FEED_TOPIC_PREFIX "snapshot.end", o);
 	json_decref(o);
+	job->active = false;
+}
+
+bool feed_snapshot_step(struct feed *f)
+{
+	bool more = false;
+
+	for (int i = 0; i < FEED_SNAPSHOT_JOBS; i++) {
+		if (!f->snapshot[i].active)
+			continue;
+		feed_snapshot_chunk(f, &f->snapshot[i]);
+		more |= f->snapshot[i].active;
+	}
+	return more;
+}
+
+static bool feed_snapshot_pending(const struct feed *f)
+{
+	for (int i = 0; i < FEED_SNAPSHOT_JOBS; i++)
+		if (f->snapshot[i].active)
+			return true;
+	return false;
 }
 
 /*
@@ -272,12 +321,12 @@ static void feed_read_request(struct feed *f)
 		n++;
 		zmq_getsockopt(f->router, ZMQ_RCVMORE, &more, &more_len);
 	}
-	if (n == 2 && len[1] == 8 && memcmp(frames[1], "snapshot", 8) == 0 &&
-	    len[0] <= 255)
-		feed_send_snapshot(f, frames[0], len[0], false);
-	else if (n == 3 && len[1] == 0 && len[2] == 8 && memcmp(frames[2], "snapshot", 8) == 0 &&
-		 len[0] <= 255)
-		feed_send_snapshot(f, frames[0], len[0], true);
+	if (len[0] > FEED_IDENTITY_MAX)
+		return;
+	if (n == 2 && len[1] == 8 && memcmp(frames[1], "snapshot", 8) == 0)
+		feed_snapshot_start(f, frames[0], len[0], false);
+	else if (n == 3 && len[1] == 0 && len[2] == 8 && memcmp(frames[2], "snapshot", 8) == 0)
+		feed_snapshot_start(f, frames[0], len[0], true);
 }
 
 int feed_poll(struct feed *f, long timeout_ms)
@@ -286,7 +335,7 @@ int feed_poll(struct feed *f, long timeout_ms)
 		{ .socket = f->pull, .events = ZMQ_POLLIN },
 		{ .socket = f->router, .events = ZMQ_POLLIN },
 	};
-	int r = zmq_poll(items, 2, timeout_ms);
+	int r = zmq_poll(items, 2, feed_snapshot_pending(f) ? 0 : timeout_ms);
 
 	if (r < 0)
 		return -errno;
@@ -294,5 +343,6 @@ int feed_poll(struct feed *f, long timeout_ms)
 		feed_read_events(f);
 	if (items[1].revents & ZMQ_POLLIN)
 		feed_read_request(f);
+	feed_snapshot_step(f);
 	return 0;
 }

@@ -14,6 +14,12 @@
  * the feed's cost per scan stays bounded. The counters in a message are
  * cumulative, so a subscriber loses no traffic by seeing a site less often.
  *
+ * Snapshots are served in chunks of FEED_SNAPSHOT_CHUNK sites between
+ * other work, so a snapshot of 100,000 sites delays neither the scan nor
+ * events. The end marker carries the feed's seq N when the request
+ * arrived; each site's message carries the seq current when it was built
+ * (>= N), so a client may skip feed messages of that site up to it.
+ *
  * All functions run on statsd's main thread; feed_seq() may be read from any.
  */
 #ifndef STATSD_FEED_H
@@ -28,6 +34,19 @@
 #define FEED_SITES_PER_SCAN	10000	/* steady-state site messages per scan */
 #define FEED_TOPIC_PREFIX	"grepop.v1."
 #define FEED_PUB_HWM		100000	/* messages queued per subscriber */
+#define FEED_SNAPSHOT_JOBS	16	/* snapshots in progress; more are refused */
+#define FEED_SNAPSHOT_CHUNK	2000	/* sites per job per loop turn */
+#define FEED_IDENTITY_MAX	255	/* ZeroMQ routing ids are at most 255 bytes */
+
+/* One snapshot being sent. */
+struct feed_snapshot {
+	bool active;
+	bool delimiter;			/* the request had an empty frame (REQ) */
+	uint8_t id_len;
+	char id[FEED_IDENTITY_MAX];
+	uint64_t seq;			/* feed seq when the request arrived */
+	uint32_t next;			/* next slot to send */
+};
 
 struct feed {
 	void *ctx;
@@ -39,6 +58,8 @@ struct feed {
 	unsigned refresh_scans;		/* every site at least this often */
 	unsigned sites_per_scan;	/* FEED_SITES_PER_SCAN; a benchmark may raise it */
 	uint64_t events_in, events_bad;
+	uint64_t snapshots_refused;	/* FEED_SNAPSHOT_JOBS were busy */
+	struct feed_snapshot snapshot[FEED_SNAPSHOT_JOBS];
 	uint64_t site_messages;		/* site messages of the last publish */
 	char *buf;			/* JSON text of the message being sent */
 	size_t buf_size;
@@ -69,8 +90,10 @@ void feed_site_event(void *arg, const char *type, const struct collect_site *s,
 		     uint64_t time_ns);
 
 /*
- * Wait up to TIMEOUT_MS for events and snapshot requests and serve them.
- * Returns 0, or -EINTR when a signal interrupted the wait.
+ * Wait up to TIMEOUT_MS (not at all while a snapshot is in progress) for
+ * events and snapshot requests, serve them, then send one chunk of every
+ * snapshot in progress. Returns 0, or -EINTR when a signal interrupted
+ * the wait.
  */
 int feed_poll(struct feed *f, long timeout_ms);
 
@@ -78,9 +101,14 @@ int feed_poll(struct feed *f, long timeout_ms);
 int feed_publish(struct feed *f, const char *topic, json_t *obj);
 
 /*
- * Serve one snapshot to the client IDENTITY (ID_LEN bytes): the POP
- * message, every site, the end marker. Takes the collect lock.
+ * Start a snapshot for the client IDENTITY (ID_LEN bytes): sends the POP
+ * message now; feed_snapshot_step() sends the sites and the end marker.
+ * Returns 0, or -EBUSY when FEED_SNAPSHOT_JOBS are in progress. Takes the
+ * collect lock.
  */
-void feed_send_snapshot(struct feed *f, const void *identity, size_t id_len, bool delimiter);
+int feed_snapshot_start(struct feed *f, const void *identity, size_t id_len, bool delimiter);
+
+/* Send one chunk of every snapshot in progress; true while some remain. */
+bool feed_snapshot_step(struct feed *f);
 
 #endif

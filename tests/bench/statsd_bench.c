@@ -8,6 +8,9 @@
  * feed over TCP on loopback so the sends are real. Prints ms per interval
  * and the share of one core at a 1-second interval.
  *
+ * It then times the two answers that cover every site at once: one
+ * snapshot (to a client that does not read) and one /metrics page.
+ *
  *   statsd_bench [-n SITES] [-i INTERVALS] [-a]
  *     -a  publish every site every interval (no spreading), to see that cost
  */
@@ -26,6 +29,7 @@
 #include "shm/shm.h"
 #include "statsd/collect.h"
 #include "statsd/feed.h"
+#include "statsd/http.h"
 
 struct bench {
 	unsigned sites;
@@ -156,6 +160,33 @@ static int bench_run(struct bench *b)
 	return 0;
 }
 
+/* One snapshot and one /metrics page over every site. */
+static void bench_whole(struct bench *b)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out;
+	uint64_t t0, t1, t2;
+
+	t0 = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
+	feed_snapshot_start(&b->feed, "bench", 5, false);
+	while (feed_snapshot_step(&b->feed))
+		;
+	t1 = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
+	out = open_memstream(&text, &len);
+	if (!out)
+		return;
+	collect_lock(&b->collect);
+	http_write_metrics(&b->collect, out);
+	collect_unlock(&b->collect);
+	fclose(out);
+	t2 = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
+	printf("snapshot %8.1f ms (every site, once; in chunks of %d sites)\n",
+	       (t1 - t0) / 1e6, FEED_SNAPSHOT_CHUNK);
+	printf("metrics  %8.1f ms (%.1f MB of text)\n", (t2 - t1) / 1e6, len / 1e6);
+	free(text);
+}
+
 static int bench_setup(struct bench *b)
 {
 	const char *what = "";
@@ -209,6 +240,7 @@ int main(int argc, char **argv)
 	sub = bench_subscriber(b.conf.stats_feed);
 	usleep(300000);		/* the subscription reaches the PUB socket */
 	bench_run(&b);
+	bench_whole(&b);
 	kill(sub, SIGKILL);
 	waitpid(sub, NULL, 0);
 	feed_close(&b.feed);
