@@ -167,24 +167,28 @@ static const struct site_metric {
 	{ "site_probes_total", "counter", "ICMP probes answered.", site_probes },
 };
 
-static void metrics_sites(const struct collect *c, FILE *out)
+/* The lock is taken per metric so that a scan waits for one, not for all. */
+static void metrics_sites(struct collect *c, FILE *out)
 {
 	for (size_t m = 0; m < sizeof(site_metrics) / sizeof(site_metrics[0]); m++) {
 		const struct site_metric *sm = &site_metrics[m];
 
 		put_head(out, sm->name, sm->type, sm->help);
+		collect_lock(c);
 		for (uint32_t i = 0; i < c->n_slots; i++)
 			if (c->site[i].in_use)
 				put_u64(out, sm->name, "site", c->site[i].id.name,
 					sm->value(&c->site[i]));
+		collect_unlock(c);
 	}
 }
 
 /* Only reasons that happened: 14 series per site would dwarf the rest. */
-static void metrics_site_drops(const struct collect *c, FILE *out)
+static void metrics_site_drops(struct collect *c, FILE *out)
 {
 	put_head(out, "site_drops_total", "counter",
 		 "Packets of the site dropped, by reason (reasons never seen are omitted).");
+	collect_lock(c);
 	for (uint32_t i = 0; i < c->n_slots; i++) {
 		const struct collect_site *s = &c->site[i];
 
@@ -199,12 +203,15 @@ static void metrics_site_drops(const struct collect *c, FILE *out)
 				(unsigned long long)s->totals.drops[d]);
 		}
 	}
+	collect_unlock(c);
 }
 
-void http_write_metrics(const struct collect *c, FILE *out)
+void http_write_metrics(struct collect *c, FILE *out)
 {
+	collect_lock(c);
 	metrics_pop(c, out);
 	metrics_pop_totals(c, out);
+	collect_unlock(c);
 	metrics_sites(c, out);
 	metrics_site_drops(c, out);
 }
@@ -394,9 +401,7 @@ static enum MHD_Result http_metrics(struct http *h, struct MHD_Connection *conn)
 
 	if (!out)
 		return MHD_NO;
-	collect_lock(h->collect);
 	http_write_metrics(h->collect, out);
-	collect_unlock(h->collect);
 	if (fclose(out) != 0) {
 		free(text);
 		return MHD_NO;

@@ -32,8 +32,11 @@ struct http;
 struct http *http_start(const char *address, struct collect *c, const struct feed *f);
 void http_stop(struct http *h);
 
-/* The /metrics text of C into OUT; caller holds the collect lock. */
-void http_write_metrics(const struct collect *c, FILE *out);
+/*
+ * The /metrics text of C into OUT. Takes the collect lock once per metric
+ * name, so the page may span two scans (as any scrape of live counters may).
+ */
+void http_write_metrics(struct collect *c, FILE *out);
 
 /* Query of /api/v1/sites, validated. */
 struct http_site_query {

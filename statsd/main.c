@@ -90,13 +90,35 @@ static void reload_conf(struct collect *c, const char *path)
 	log_info("configuration reloaded from %s", path);
 }
 
+/* Publish a derived event, and say it in the debug log. */
+static void on_site_event(void *arg, const char *type, const struct collect_site *s,
+			  uint64_t time_ns)
+{
+	feed_site_event(arg, type, s, time_ns);
+	log_debug("%s: %s", s->id.name, type);
+}
+
+/* Malformed pushed events: counted by the feed, said here at most once a minute. */
+static void report_bad_events(const struct feed *f)
+{
+	static struct log_ratelimit rl = LOG_RATELIMIT_INIT(60000, 1);
+	static uint64_t reported;
+
+	if (f->events_bad == reported || !log_ratelimit_ok(&rl))
+		return;
+	log_warning("%llu malformed events on the events socket dropped",
+		    (unsigned long long)(f->events_bad - reported));
+	reported = f->events_bad;
+}
+
 static void scan_once(struct collect *c, struct feed *f, const struct shm *shm, bool watchdog)
 {
 	static unsigned last_total = UINT32_MAX, last_up, last_down;
 	uint64_t real = now_realtime_ns();
 
-	collect_scan(c, now_monotonic_ns(), real, feed_site_event, f);
+	collect_scan(c, now_monotonic_ns(), real, on_site_event, f);
 	feed_publish_scan(f);
+	report_bad_events(f);
 	shm_set(&shm->hdr->pop.statsd_heartbeat_ns, real);
 	if (watchdog)
 		sd_notify(0, "WATCHDOG=1");

@@ -206,6 +206,10 @@ def test_event_republished(statsd):
     assert ev["pop"] == POP and isinstance(ev["seq"], int)
     assert ev["service"] == "swg" and ev["reason"] == "HTTP 503"
     assert ev["time"].endswith("Z")
+    deadline = time.monotonic() + 3
+    while "malformed events" not in statsd.read_log():
+        assert time.monotonic() < deadline, "the bad frame was not reported"
+        time.sleep(0.1)
     push.close()
     sub.close()
 
