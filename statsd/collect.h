@@ -71,7 +71,6 @@ struct collect_site {
 	struct shm_site_totals totals;
 	struct collect_rate rx, tx;
 	struct collect_state state;
-	uint64_t published_scan;	/* scan number of its last feed message */
 };
 
 /* Limits the states are computed with, from the configuration. */

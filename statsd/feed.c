@@ -140,7 +140,7 @@ void feed_publish_scan(struct feed *f)
 {
 	struct collect *c = f->collect;
 	char topic[SHM_NAME_MAX + 32];
-	uint64_t sent = 0;
+	uint64_t sent = 0, changed_left = f->sites_per_scan;
 	json_t *o;
 
 	collect_lock(c);
@@ -151,16 +151,23 @@ void feed_publish_scan(struct feed *f)
 	for (uint32_t i = 0; i < c->n_slots; i++) {
 		struct collect_site *s = &c->site[i];
 
+		bool due = (c->scans + i) % f->refresh_scans == 0;
+
 		if (!s->in_use)
 			continue;
-		if (!s->changed && (c->scans + i) % f->refresh_scans != 0)
+		/*
+		 * Changes beyond the budget (a start, a whole import) wait for
+		 * the next scans instead of making this one slow.
+		 */
+		if (!due && (!s->changed || changed_left == 0))
 			continue;
+		if (!due)
+			changed_left--;
 		o = collect_site_json(c, i, 0);
 		feed_site_topic(topic, sizeof(topic), s);
 		feed_publish(f, topic, o);
 		json_decref(o);
 		s->changed = false;
-		s->published_scan = c->scans;
 		sent++;
 	}
 	f->site_messages = sent;

@@ -406,7 +406,7 @@ int main(void)
 	CU_add_test(suite, "sites API query validation", test_query);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
-	failed = CU_get_number_of_failures();
+	failed = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
 	CU_cleanup_registry();
 	return failed ? 1 : 0;
 }
