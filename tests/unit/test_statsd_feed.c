@@ -222,7 +222,8 @@ int main(void)
 		return 1;
 	suite = CU_add_suite("statsd_feed", setup, teardown);
 	CU_add_test(suite, "publish budget and refresh", test_publish_budget);
-	CU_add_test(suite, "a change goes out at once, with its events", test_change_published_at_once);
+	CU_add_test(suite, "a change goes out at once, with its events",
+		    test_change_published_at_once);
 	CU_add_test(suite, "chunked snapshot", test_snapshot);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
