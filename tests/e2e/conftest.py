@@ -28,7 +28,7 @@ def build_dir():
 def module_prefix(request):
     """A short prefix unique to this process and module."""
     tag = zlib.crc32(request.module.__name__.encode()) % 1000
-    return f"t{os.getpid() % 10000}m{tag}"
+    return f"t{os.getpid()}m{tag}"
 
 
 @pytest.fixture(scope="module")

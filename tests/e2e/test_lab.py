@@ -1,34 +1,28 @@
 """The lab itself and the branch router peer (grerouter), without gatewayd:
 a small Python GRE reflector (tests/lab/gre_echo.py) plays the POPs."""
 
-import json
+import hashlib
 import os
-import socket
-import urllib.request
 
 import pytest
 
 import lab as lablib
 import services
 
-ECHO = os.path.join(lablib.HERE, "gre_echo.py")
 
-
-def start_echo(lab, pop, *args):
-    status = os.path.join(lab.run_dir, f"echo-{pop}.json")
-    proc = lab.popen(pop, [lablib.PYTHON, ECHO, "--local", lab.pop_ip(pop), "--status", status,
-                           *args], name=f"echo-{pop}")
-    proc.wait_line("^ready$", timeout=10)
-    proc.status_path = status
-    return proc
-
-
-def echo_stats(proc):
-    try:
-        with open(proc.status_path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
+def assert_scapy_agrees(pkt, key, sgt):
+    """A third reading of grerouter's header: scapy's GRE dissector."""
+    scapy_inet = pytest.importorskip("scapy.layers.inet")
+    scapy_l2 = pytest.importorskip("scapy.layers.l2")
+    ip = scapy_inet.IP(pkt)
+    gre = ip[scapy_l2.GRE]
+    assert (gre.chksum_present, gre.key_present, gre.seqnum_present) == (1, 1, 1)
+    assert gre.key == key and gre.proto == 0x8909
+    rebuilt = scapy_l2.GRE(bytes(gre))
+    rebuilt.chksum = None	# let scapy compute it
+    assert bytes(rebuilt)[4:6] == bytes(gre)[4:6], "GRE checksum differs from scapy's"
+    meta = bytes(gre.payload)[:8]
+    assert meta == bytes([0x08, 0x00, 1, 1, 0, 1, sgt >> 8, sgt & 0xff])
 
 
 def test_addresses(lab):
@@ -52,7 +46,6 @@ def test_services(lab):
     assert out == "ok\n"
     blob = lab.run("pop1", ["sh", "-c", "curl -sS -m 10 http://198.19.0.2:443/blob/100000 | "
                             "sha256sum"])
-    import hashlib
     assert blob.split()[0] == hashlib.sha256(services.blob_bytes(100000)).hexdigest()
     assert services.blob_bytes(50, 7) == services.blob_bytes(100)[7:57]
     out = lab.run("pop1", [lablib.PYTHON, "-c",
@@ -74,6 +67,7 @@ def test_http_stop_start(lab):
 
 def test_grerouter_cli(lab):
     out = lab.run("router", [lab.tool("grerouter"), "--help"])
+    assert out.startswith("usage: grerouter")
     assert "--keepalive" in out and "--backup" in out
     with pytest.raises(lablib.LabError, match="not an IPv4 address"):
         lab.run("router", [lab.tool("grerouter"), "--local", "nope", "--pop", "198.18.0.11"])
@@ -87,7 +81,7 @@ def test_grerouter_cli(lab):
 def test_failover_and_back(lab):
     """Keepalives + probes with every header option: primary up, failover to
     the backup when the primary's reflector dies, back after RISE answers."""
-    echo1, echo2 = start_echo(lab, "pop1"), start_echo(lab, "pop2", "--echo-icmp")
+    echo1, echo2 = lab.start_echo("pop1"), lab.start_echo("pop2", "--echo-icmp")
     router = lab.start_router(["--keepalive", "1,3", "--probe", "100.64.255.1,1,3",
                                "--probe-src", "10.1.0.1", "--key", "42", "--checksum", "--seq",
                                "--cisco-meta", "77"])
@@ -97,15 +91,16 @@ def test_failover_and_back(lab):
         st = router.status()
         assert st["active"] == "primary" and st["primary"]["up"] and st["backup"]["up"]
         assert router.lines[0] == "active primary 198.18.0.11"
-        seen = echo_stats(echo1)
+        seen = echo1.stats()
         assert seen["bad"] == 0 and seen["keepalives"] >= 1 and seen["probes"] >= 1
         last = seen["last"]
         assert (last["key"], last["sgt"], last["checksum"]) == (42, 77, True)
         assert last["seq"] is not None
+        assert_scapy_agrees(bytes.fromhex(seen["last_hex"]), key=42, sgt=77)
 
         # The branch's traffic goes into the primary's tunnel.
         lab.run("branch", ["ping", "-c1", "-W1", "198.19.0.2"], check=False)
-        lablib.wait_for(lambda: echo_stats(echo1)["data"] >= 1, 3, what="data at pop1")
+        lablib.wait_for(lambda: echo1.stats()["data"] >= 1, 3, what="data at pop1")
 
         n = len(router.lines)
         echo1.stop()
@@ -121,7 +116,7 @@ def test_failover_and_back(lab):
         lablib.wait_for(lambda: router.status()["rx_packets"] >= 2, 3, what="rx_packets >= 2")
 
         n = len(router.lines)
-        echo1 = start_echo(lab, "pop1")
+        echo1 = lab.start_echo("pop1")
         router.wait_line(r"^tunnel primary 198\.18\.0\.11 up \(2 \w+ answered\)$", 8, start=n)
         router.wait_line(r"^active primary 198\.18\.0\.11$", 2, start=n)
     finally:
@@ -134,7 +129,7 @@ def test_failover_and_back(lab):
 
 
 def test_no_backup_goes_none(lab):
-    echo1 = start_echo(lab, "pop1")
+    echo1 = lab.start_echo("pop1")
     router = lab.start_router(["--keepalive", "1,2"], backup=None)
     try:
         lablib.wait_for(lambda: (router.status() or {}).get("primary", {}).get("answered", 0) >= 2,
@@ -156,3 +151,19 @@ def test_teardown_leaves_nothing(build_dir):
         assert os.path.isdir(lab.run_dir)
     assert lablib.netns_list(prefix) == []
     assert not os.path.exists(lablib.run_dir_of(prefix))
+
+
+def test_wrong_key_is_not_an_answer(lab):
+    """Probe replies with another key are dropped: the tunnel goes down."""
+    echo1 = lab.start_echo("pop1", "--reply-key", "6")
+    router = lab.start_router(["--key", "5", "--probe", "100.64.255.1,1,2",
+                               "--probe-src", "10.1.0.1"], backup=None)
+    try:
+        router.wait_line(r"^tunnel primary 198\.18\.0\.11 down \(2 probes unanswered\)$", 6)
+        st = router.status()
+        assert st["primary"]["answered"] == 0 and st["drops"] >= 2
+        assert echo1.stats()["probes"] >= 2
+        assert "198.18.0.2/5" in echo1.stats()["tunnels"]
+    finally:
+        lab.stop_router(router)
+        echo1.stop()

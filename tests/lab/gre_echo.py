@@ -11,8 +11,9 @@ then:
   - ICMP echo request to --probe-ip (or to anything with --echo-icmp):
     answers inside the tunnel with the same GRE flags, key and MetaData;
   - anything else: counted as data.
-Counters and the last header seen go to --status (JSON), rewritten at most
-every 100 ms while they change.
+Counters (also per tunnel: "source/key"), the last header seen and the last
+packet in hex go to --status (JSON), rewritten at most every 100 ms while
+they change.
 """
 
 import argparse
@@ -112,7 +113,7 @@ class Echo:
         self.gre.bind((args.local, 0))
         self.out = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
         self.stats = {"keepalives": 0, "probes": 0, "data": 0, "bad": 0, "last": None,
-                      "last_bad": None}
+                      "last_bad": None, "last_hex": None, "tunnels": {}}
         self.seq = 0
         self.dirty, self.written = True, 0.0
 
@@ -125,6 +126,9 @@ class Echo:
             return
         inner = hdr.pop("payload")
         self.stats["last"] = dict(hdr, src=src, inner_len=len(inner))
+        self.stats["last_hex"] = pkt.hex()
+        tunnel = f"{src}/{hdr['key']}"
+        self.stats["tunnels"][tunnel] = self.stats["tunnels"].get(tunnel, 0) + 1
         self.dirty = True
         if hdr["proto"] != PROTO_IPV4 or len(inner) < 20:
             self.stats["data"] += 1
@@ -134,6 +138,8 @@ class Echo:
         elif (inner[16:20] == self.probe_ip or self.args.echo_icmp) and icmp_reply(inner):
             self.stats["probes"] += 1
             self.seq += 1
+            if self.args.reply_key is not None:
+                hdr["key"] = self.args.reply_key
             self.gre.sendto(gre_build(hdr, PROTO_IPV4, icmp_reply(inner), self.seq), (src, 0))
         else:
             self.stats["data"] += 1
@@ -165,6 +171,7 @@ def main():
     ap.add_argument("--local", required=True, help="the POP's gateway IP")
     ap.add_argument("--probe-ip", default="100.64.255.1")
     ap.add_argument("--echo-icmp", action="store_true", help="answer every inner ICMP echo")
+    ap.add_argument("--reply-key", type=int, help="answer probes with this key (a wrong one)")
     ap.add_argument("--status", help="JSON counters file")
     args = ap.parse_args()
     try:

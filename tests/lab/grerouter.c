@@ -489,32 +489,40 @@ static int status_write(struct router *r)
 	return ret;
 }
 
+/* Bring the interface of IFR up with MTU, through the socket ioctls. */
+static int link_up(struct ifreq *ifr, unsigned mtu)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int ret = 0;
+
+	if (s < 0)
+		return -errno;
+	ifr->ifr_mtu = (int)mtu;
+	if (ioctl(s, SIOCSIFMTU, ifr) < 0 || ioctl(s, SIOCGIFFLAGS, ifr) < 0)
+		ret = -errno;
+	ifr->ifr_flags |= IFF_UP;
+	if (ret == 0 && ioctl(s, SIOCSIFFLAGS, ifr) < 0)
+		ret = -errno;
+	close(s);
+	return ret;
+}
+
+/* A TUN device that disappears when the returned descriptor is closed. */
 static int tun_open(const char *name, unsigned mtu)
 {
 	struct ifreq ifr = { .ifr_flags = IFF_TUN | IFF_NO_PI };
 	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
-	int s = -1;
+	int ret;
 
 	if (fd < 0)
 		return -errno;
 	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
-	if (ioctl(fd, TUNSETIFF, &ifr) < 0)
-		goto fail;
-	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		goto fail;
-	ifr.ifr_mtu = (int)mtu;
-	if (ioctl(s, SIOCSIFMTU, &ifr) < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
-		goto fail;
-	ifr.ifr_flags |= IFF_UP;
-	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
-		goto fail;
-	close(s);
+	ret = ioctl(fd, TUNSETIFF, &ifr) < 0 ? -errno : link_up(&ifr, mtu);
+	if (ret < 0) {
+		close(fd);
+		return ret;
+	}
 	return fd;
-fail:
-	s = -errno;		/* reuse: the error to return */
-	close(fd);
-	return s;
 }
 
 static int raw_open(struct in_addr local)
@@ -557,24 +565,17 @@ static bool timer_fired(int fd)
 	return read(fd, &n, sizeof(n)) == sizeof(n);
 }
 
-static void keepalive_tick(struct router *r)
+/* Time for the next keepalive (or probe, with PROBE) to every POP. */
+static void checks_tick(struct router *r, bool probe)
 {
 	for (unsigned i = 0; i < r->o.n_pops; i++) {
 		struct pop *p = &r->pop[i];
 
-		check_tick(r, p, &p->ka, r->o.keepalive.retries, "keepalives");
-		if (keepalive_send(r, p) < 0)
-			r->drops++;
-	}
-}
-
-static void probe_tick(struct router *r)
-{
-	for (unsigned i = 0; i < r->o.n_pops; i++) {
-		struct pop *p = &r->pop[i];
-
-		check_tick(r, p, &p->probe, r->o.probe.retries, "probes");
-		if (probe_send(r, p) < 0)
+		if (probe)
+			check_tick(r, p, &p->probe, r->o.probe.retries, "probes");
+		else
+			check_tick(r, p, &p->ka, r->o.keepalive.retries, "keepalives");
+		if ((probe ? probe_send(r, p) : keepalive_send(r, p)) < 0)
 			r->drops++;
 	}
 }
@@ -606,9 +607,9 @@ static int router_run(struct router *r)
 		if ((pfd[3].revents & POLLIN) && timer_fired(r->tick_fd))
 			r->dirty = true;
 		if ((pfd[4].revents & POLLIN) && timer_fired(r->ka_fd))
-			keepalive_tick(r);
+			checks_tick(r, false);
 		if ((pfd[5].revents & POLLIN) && timer_fired(r->probe_fd))
-			probe_tick(r);
+			checks_tick(r, true);
 		if (r->dirty && status_write(r) < 0)
 			fprintf(stderr, "grerouter: cannot write %s, retrying\n", r->o.status);
 	}

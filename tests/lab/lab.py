@@ -112,18 +112,45 @@ def run_dir_of(prefix):
     return f"/tmp/grepop-lab-{prefix}"
 
 
-class Proc:
-    """A process in a namespace; stdout lines are collected by a thread."""
+def sweep_orphans():
+    """Tear down labs whose owner process died without cleaning up (SIGKILL,
+    a crash of the interpreter). A lab records its owner in run_dir/owner;
+    labs left up on purpose by `lab.py up` have no owner file."""
+    base = os.path.dirname(run_dir_of("x"))
+    for entry in os.listdir(base):
+        if not entry.startswith("grepop-lab-"):
+            continue
+        prefix = entry[len("grepop-lab-"):]
+        if os.path.exists(os.path.join(base, entry, "owner")) and lab_owner(prefix) is None:
+            teardown(prefix)
 
-    def __init__(self, lab, ns, cmd, name, stdin=None):
+
+def lab_owner(prefix):
+    """The live process that owns the lab PREFIX, or None."""
+    try:
+        with open(os.path.join(run_dir_of(prefix), "owner")) as f:
+            pid = int(f.read())
+    except (OSError, ValueError):
+        return None
+    return pid if os.path.exists(f"/proc/{pid}") else None
+
+
+class Proc:
+    """A process in a namespace. Its stdout lines (and stderr's, with
+    MERGE_STDERR) are collected in .lines by a thread and appended to
+    .log_path, where stderr goes otherwise."""
+
+    def __init__(self, lab, ns, cmd, name, merge_stderr=False):
         self.ns, self.cmd, self.name = ns, cmd, name
         self.log_path = os.path.join(lab.run_dir, f"{name}.log")
         self.lines = []
+        self._eof = False
         self._cond = threading.Condition()
         self._err = open(self.log_path, "a")
+        stderr = subprocess.STDOUT if merge_stderr else self._err
         self.popen = subprocess.Popen(["ip", "netns", "exec", ns] + cmd,
                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                      stderr=self._err, text=True, start_new_session=True)
+                                      stderr=stderr, text=True, start_new_session=True)
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
@@ -133,6 +160,9 @@ class Proc:
             with self._cond:
                 self.lines.append(line.rstrip("\n"))
                 self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
 
     def wait_line(self, pattern, timeout=10.0, start=0):
         """First stdout line (from index START) matching the regex PATTERN."""
@@ -144,13 +174,11 @@ class Proc:
                     if rx.search(line):
                         return line
                 left = deadline - time.monotonic()
-                if left <= 0 or (self.popen.poll() is not None and not self._pending()):
-                    raise LabError(f"{self.name}: no line matching {pattern!r} in {timeout} s; "
+                if left <= 0 or self._eof:
+                    why = "it exited" if self._eof else f"{timeout} s"
+                    raise LabError(f"{self.name}: no line matching {pattern!r} ({why}); "
                                    f"output: {self.lines[-10:]}; log {self.log_path}")
                 self._cond.wait(min(left, 0.2))
-
-    def _pending(self):
-        return not self.popen.stdout.closed
 
     def alive(self):
         return self.popen.poll() is None
@@ -188,13 +216,29 @@ class Router(Proc):
             return None
 
 
+class Echo(Proc):
+    """gre_echo.py: a stand-in POP that reflects keepalives, answers probes."""
+
+    def __init__(self, lab, ns, cmd, name, status_path):
+        self.status_path = status_path
+        super().__init__(lab, ns, cmd, name)
+
+    def stats(self):
+        """Its counters (see gre_echo.py) as a dict, or None before any."""
+        try:
+            with open(self.status_path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+
 class Lab:
     """A topology of namespaces. Use as a context manager, or call close()."""
 
     def __init__(self, prefix=None, build=None):
         self.prefix = prefix or f"gl{os.getpid() % 100000}"
-        if not re.fullmatch(r"[a-z][a-z0-9]{0,9}", self.prefix):
-            raise LabError(f"prefix {self.prefix!r}: want 1-10 lower-case letters and digits")
+        if not re.fullmatch(r"[a-z][a-z0-9]{0,11}", self.prefix):
+            raise LabError(f"prefix {self.prefix!r}: want 1-12 lower-case letters and digits")
         self.build = os.path.abspath(build or os.environ.get("GREPOP_BUILD",
                                                              os.path.join(REPO, "build")))
         self.run_dir = run_dir_of(self.prefix)
@@ -204,8 +248,14 @@ class Lab:
         self.procs = []
         self.services = {}	# (pop, "http"|"echo") -> Proc
         self._closed = False
+        sweep_orphans()
+        owner = lab_owner(self.prefix)
+        if owner is not None and owner != os.getpid():
+            raise LabError(f"lab prefix {self.prefix} is in use by process {owner}")
         teardown(self.prefix)	# a previous run that was killed hard
         os.makedirs(self.run_dir, mode=0o755)
+        with open(os.path.join(self.run_dir, "owner"), "w") as f:
+            f.write(str(os.getpid()))
         atexit.register(self.close)
         self._old_handlers = {}
         if threading.current_thread() is threading.main_thread():
@@ -227,11 +277,22 @@ class Lab:
         """Run CMD in the namespace of ROLE and return its stdout."""
         return sh(["ip", "netns", "exec", self.ns(role)] + list(cmd), check, timeout, input)
 
-    def popen(self, role, cmd, name=None):
+    def popen(self, role, cmd, name=None, merge_stderr=False):
         """Start CMD in ROLE's namespace; stopped at teardown. Returns a Proc."""
-        proc = Proc(self, self.ns(role), list(cmd), name or f"{role}-{os.path.basename(cmd[0])}")
+        proc = Proc(self, self.ns(role), list(cmd), name or f"{role}-{os.path.basename(cmd[0])}",
+                    merge_stderr)
         self.procs.append(proc)
         return proc
+
+    def start_daemon(self, pop, daemon, conf, *args):
+        """Run the grepop DAEMON ("gatewayd", "healthd", "statsd") from the
+        build directory in POP's namespace with configuration CONF (from
+        write_conf). Its log lines (stderr) are in the returned Proc's .lines."""
+        path = self.binary(daemon)
+        if not os.access(path, os.X_OK):
+            raise LabError(f"{path} missing: build it first")
+        return self.popen(pop, [path, "-c", conf, *args], name=f"{pop}-{daemon}",
+                          merge_stderr=True)
 
     def tool(self, name):
         path = os.path.join(self.build, "tools", name)
@@ -367,6 +428,20 @@ class Lab:
             self._tunnel_routes(router, branch, tun, idx)
         return proc
 
+    def start_echo(self, pop, *args):
+        """Run gre_echo.py (ARGS: e.g. "--echo-icmp") on POP's gateway IP in
+        place of gatewayd. Returns an Echo once it listens."""
+        name = f"echo-{pop}"
+        status = os.path.join(self.run_dir, f"{name}.json")
+        if os.path.exists(status):
+            os.unlink(status)
+        cmd = [PYTHON, os.path.join(HERE, "gre_echo.py"), "--local", self.pop_ip(pop),
+               "--status", status, *args]
+        proc = Echo(self, self.ns(pop), cmd, name, status)
+        self.procs.append(proc)
+        proc.wait_line("^ready$", timeout=10)
+        return proc
+
     def _tunnel_routes(self, router, branch, tun, idx):
         if idx == 0:
             for prefix in TUNNEL_ROUTES:
@@ -388,17 +463,19 @@ class Lab:
     # -- gatewayd configuration
 
     def write_conf(self, pop, runtime_dir=None, sites=None, tenants=None, extra=""):
-        """Write POP's grepop.conf (from grepop.conf.in) and its sites CSV.
+        """Write POP's grepop.conf (from grepop.conf.in) and its sites CSV
+        under pop_dir(POP); RUNTIME_DIR defaults to pop_dir(POP)/run.
 
         SITES: list of dicts with CSV columns (name and source_ip required;
         others as text), default one site per branch. TENANTS: list of
         {"name", "tun", "routes"}, default one tenant "default" routing every
         branch network. Returns the configuration's path."""
         p = self.pops[pop]
-        runtime_dir = runtime_dir or os.path.join(self.run_dir, pop)
-        state_dir = os.path.join(runtime_dir, "lib")
-        os.makedirs(state_dir, exist_ok=True)
-        sites_file = os.path.join(runtime_dir, "sites.csv")
+        runtime_dir = runtime_dir or os.path.join(self.pop_dir(pop), "run")
+        state_dir = os.path.join(self.pop_dir(pop), "lib")
+        for d in (runtime_dir, state_dir):
+            os.makedirs(d, exist_ok=True)
+        sites_file = os.path.join(state_dir, "sites.csv")
         with open(sites_file, "w") as f:
             f.write(sites_csv(sites if sites is not None else self.default_sites()))
         port = 19100 + 10 * p["index"]
@@ -414,10 +491,15 @@ class Lab:
         with open(os.path.join(HERE, "grepop.conf.in")) as f:
             text = f.read()
         text = re.sub(r"@([A-Z_]+)@", lambda m: values.get(m.group(1), m.group(0)), text)
-        path = os.path.join(runtime_dir, "grepop.conf")
+        path = os.path.join(self.pop_dir(pop), "grepop.conf")
         with open(path, "w") as f:
             f.write(text)
         return path
+
+    def pop_dir(self, pop):
+        """POP's files: grepop.conf, run/ (runtime_dir), lib/ (state_dir and
+        sites.csv)."""
+        return os.path.join(self.run_dir, pop)
 
     def stats_ports(self, pop):
         """(feed, snapshot, http) ports on POP's loopback, as write_conf sets."""
@@ -497,8 +579,8 @@ def tenants_conf(tenants):
     for t in tenants:
         routes = ", ".join(f'"{r}"' for r in t["routes"])
         table = f" table = {t['table']};" if t.get("table") else ""
-        items.append(f'\t\t{{ name = "{t["name"]}"; tun = "{t["tun"]}";{table} '
-                     f'routes = [ {routes} ]; }}')
+        items.append(f'\t{{ name = "{t["name"]}"; tun = "{t["tun"]}";{table} '
+                     f'routes = ( {routes} ); }}')
     return ",\n".join(items)
 
 
@@ -578,6 +660,7 @@ def main():
     # Leave the topology and the services running for the demo: forget them
     # so that exiting does not tear them down; `down` removes them.
     atexit.unregister(lab.close)
+    os.unlink(os.path.join(lab.run_dir, "owner"))
     for sig, old in lab._old_handlers.items():
         signal.signal(sig, old)
     lab._closed = True
