@@ -457,7 +457,8 @@ json_t *collect_pop_json(const struct collect *c, uint64_t seq)
 	json_object_set_new(o, "name", json_string(conf->pop_name));
 	json_object_set_new(o, "location", json_string(conf->location));
 	json_object_set_new(o, "gateway_ip", json_ipv4(conf->gateway_ip));
-	json_object_set_new(o, "probe_ip", json_ipv4(conf->probe_ip));
+	json_object_set_new(o, "probe_ip", conf->probe_ip.s_addr ? json_ipv4(conf->probe_ip) :
+			    json_null());
 	json_object_set_new(o, "backup_pops", json_backup_pops(conf));
 	json_object_set_new(o, "accept_mode", json_string(shm_accept_name(pop->accept_mode)));
 	json_object_set_new(o, "accepting_new_tunnels",
