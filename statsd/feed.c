@@ -314,7 +314,7 @@ static bool feed_snapshot_pending(const struct feed *f)
 static void feed_read_request(struct feed *f)
 {
 	char frames[3][256];
-	int len[3], n = 0, more = 1;
+	int len[3] = { 0 }, n = 0, more = 1;
 	size_t more_len = sizeof(more);
 
 	while (more) {
