@@ -50,8 +50,13 @@ stats = {{ interval_ms = {INTERVAL_MS}; feed = "tcp://127.0.0.1:{ports[0]}";
 
 
 class Statsd:
-    def __init__(self, build, env=None):
+    def __init__(self, build, env=None, stale_socket=False):
         self.dir = tempfile.mkdtemp(prefix="statsd-e2e.")
+        if stale_socket:
+            # What a statsd killed with SIGKILL leaves behind.
+            stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            stale.bind(os.path.join(self.dir, "events.sock"))
+            stale.close()
         self.ports = [free_port() for _ in range(3)]
         self.conf = os.path.join(self.dir, "grepop.conf")
         write_conf(self.conf, self.dir, self.ports)
@@ -357,8 +362,18 @@ def test_reload(statsd):
 
 
 def test_sigterm_clean_exit(build_dir):
-    s = Statsd(build_dir)
+    """Starts over a stale events socket file; exits 0 on SIGTERM."""
+    s = Statsd(build_dir, stale_socket=True)
     try:
+        push = s.ctx.socket(zmq.PUSH)
+        push.setsockopt(zmq.LINGER, 0)
+        push.connect("ipc://" + os.path.join(s.dir, "events.sock"))
+        sub = s.subscribe("grepop.v1.event")
+        push.send(json.dumps({"type": "pop.accept_mode", "mode": "drain"}).encode())
+        _, ev = receive(sub, lambda t, m: m.get("type") == "pop.accept_mode")
+        assert ev["mode"] == "drain" and ev["time_ns"] > 0
+        push.close()
+        sub.close()
         s.proc.send_signal(signal.SIGTERM)
         assert s.proc.wait(10) == 0
     finally:
