@@ -15,7 +15,7 @@ import time
 
 import zmq
 
-from shm_reader import ShmReader
+from shmlayout import Shm
 
 
 class PopError(Exception):
@@ -99,11 +99,11 @@ class Pop:
 
     def shm(self):
         if self._shm is None:
-            self._shm = ShmReader(self.path("state"))
+            self._shm = Shm(self.path("state"))
         return self._shm
 
     def site(self, name):
-        """Counters of site NAME (see ShmReader.site), or None."""
+        """Counters of site NAME (see Shm.site_totals), or None."""
         return self.shm().site(name)
 
     def drops(self, name):

@@ -70,7 +70,7 @@ LANE_DROPS = 48
 # enum shm_drop, in order; the first 14 are counted per site
 DROPS = ("disabled", "bad_key", "bad_header", "bad_checksum", "bad_inner",
          "unsupported_protocol", "too_big", "policy", "rate", "auth_failure",
-         "reflect", "not_serving", "loop", "io", "unknown_source", "no_route_back")
+         "reflect", "not_serving", "loop", "io", "unknown_source", "no_route_back", "local")
 SITE_DROPS = 14
 SERVICES = ("swg", "cfw")
 HEALTH = ("unknown", "up", "down")
@@ -182,12 +182,32 @@ class Shm:
         return self._u64(off, self._u64(off) + n)
 
     def site_totals(self, index):
-        """Sums over lanes of the counters, latest of the times."""
+        """Sums over lanes of the counters, latest of the times, drops by
+        reason, and the slot's enabled flag and generation."""
         out = {}
         for field, rel in LANE_FIELDS.items():
             values = [self._u64(self._lane(index, lane) + rel) for lane in range(self.lanes)]
             out[field] = max(values) if field.endswith("_ns") else sum(values)
+        out["drops"] = {reason: sum(self._u64(self._lane(index, lane) + LANE_DROPS + 8 * d)
+                                    for lane in range(self.lanes))
+                        for d, reason in enumerate(DROPS[:SITE_DROPS])}
+        out["enabled"] = bool(self.map[self.slot(index) + SITE_ID + ID_ENABLED])
+        out["generation"] = self._u64(self.slot(index) + SITE_GENERATION)
         return out
+
+    def sites(self):
+        """{name: site_totals} of every slot in use."""
+        out = {}
+        for index in range(self.capacity):
+            off = self.slot(index)
+            if self._u32(off + SITE_IN_USE):
+                name = self.map[off + SITE_ID + ID_NAME:off + SITE_ID + ID_NAME + NAME_MAX]
+                out[name.split(b"\0")[0].decode()] = self.site_totals(index)
+        return out
+
+    def site(self, name):
+        """site_totals of the site called NAME, or None."""
+        return self.sites().get(name)
 
     # --- POP state ---
 
@@ -208,3 +228,33 @@ class Shm:
 
     def statsd_heartbeat_ns(self):
         return self._u64(OFF_POP + POP_STATSD_HEARTBEAT)
+
+    def heartbeat_ns(self):
+        """healthd's heartbeat."""
+        return self._u64(OFF_POP + POP_HEALTHD_HEARTBEAT)
+
+    def accept_mode(self):
+        return ACCEPT[self._u32(OFF_POP + POP_ACCEPT_MODE)]
+
+    def service(self, name):
+        """{"health": "up", "since_ns": N, "checks_ok": N, "checks_failed": N}"""
+        off = OFF_POP + POP_SERVICE + SERVICES.index(name) * SERVICE_SIZE
+        health, _pad, since, ok, failed = struct.unpack_from("<IIQQQ", self.map, off)
+        return {"health": HEALTH[health] if health < len(HEALTH) else str(health),
+                "since_ns": since, "checks_ok": ok, "checks_failed": failed}
+
+    def health(self, name):
+        return self.service(name)["health"]
+
+    def pop_totals(self):
+        """POP lanes summed: rx/tx packets and bytes, drops by reason."""
+        totals = {"rx_packets": 0, "rx_bytes": 0, "tx_packets": 0, "tx_bytes": 0,
+                  "drops": dict.fromkeys(DROPS, 0)}
+        for lane in range(8):	# SHM_MAX_LANES
+            base = OFF_POP + POP_LANE + lane * POP_LANE_SIZE
+            values = struct.unpack_from("<4Q%dQ" % len(DROPS), self.map, base)
+            for k, v in zip(("rx_packets", "rx_bytes", "tx_packets", "tx_bytes"), values[:4]):
+                totals[k] += v
+            for k, v in zip(DROPS, values[4:]):
+                totals["drops"][k] += v
+        return totals

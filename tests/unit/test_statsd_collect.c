@@ -269,7 +269,7 @@ static void test_layout(void)
 	CU_ASSERT_EQUAL(offsetof(struct shm_site_lane, last_seen_ns), 176);
 	CU_ASSERT_EQUAL(offsetof(struct shm_site_lane, established_ns), 184);
 	CU_ASSERT_EQUAL(SHM_DROP_SITE_COUNT, 14);
-	CU_ASSERT_EQUAL(SHM_DROP_COUNT, 16);
+	CU_ASSERT_EQUAL(SHM_DROP_COUNT, 17);
 }
 
 struct seen_events {
