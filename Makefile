@@ -17,7 +17,7 @@ PKGS := liburcu liburcu-cds libnftnl libmnl libconfig libzmq libsystemd \
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wformat=2 -Wpointer-arith -Wvla -Wno-unused-parameter -Wundef \
-	-Wcast-align -Wimplicit-fallthrough
+	-Wcast-align -Wimplicit-fallthrough -Wno-format-truncation
 OPT := -O2
 ifeq ($(SAN),1)
 OPT := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

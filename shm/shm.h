@@ -110,6 +110,7 @@ enum shm_drop {
 	/* Reasons counted per POP only (no site to charge). */
 	SHM_DROP_UNKNOWN_SOURCE = SHM_DROP_SITE_COUNT,	/* no site has this source */
 	SHM_DROP_NO_ROUTE_BACK,		/* return packet with no known site */
+	SHM_DROP_LOCAL,			/* the POP's own link-local or multicast out of a TUN */
 	SHM_DROP_COUNT
 };
 
@@ -122,7 +123,7 @@ struct shm_site_lane {
 	uint64_t rx_bytes;		/* inner bytes of those */
 	uint64_t tx_packets;		/* POP -> router, encapsulated replies */
 	uint64_t tx_bytes;
-	uint64_t keepalives;		/* keepalives reflected */
+	uint64_t keepalives;		/* keepalives reflected, or their answers received */
 	uint64_t probes;		/* ICMP probes answered */
 	uint64_t drops[SHM_DROP_SITE_COUNT];
 	uint64_t last_keepalive_ns;	/* CLOCK_REALTIME of the last keepalive seen */

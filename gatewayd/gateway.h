@@ -1,0 +1,195 @@
+/*
+ * gatewayd's shared context: the site and endpoint tables the workers read
+ * and the control thread writes, and the workers themselves.
+ *
+ * Threads:
+ *   - the control thread (main): configuration, sites, control socket,
+ *     nftables, routes, events, logging, aging, systemd notifications. It is
+ *     the only writer of the RCU tables and of the site identities in shared
+ *     memory.
+ *   - N workers: each reads GRE from its own raw socket (a BPF filter gives
+ *     worker i the tunnels whose source IP hashes to i, so one tunnel's
+ *     packets stay in order on one core) and from its own queue of every
+ *     tenant's TUN, and counts into lane i of shared memory. Workers never
+ *     log, allocate or lock; they read the tables inside RCU read-side
+ *     sections and only add endpoints (from their own preallocated pool).
+ */
+#ifndef GATEWAYD_GATEWAY_H
+#define GATEWAYD_GATEWAY_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <urcu.h>
+#include <urcu/lfstack.h>
+#include <urcu/rculfhash.h>
+
+#include "gatewayd/packet.h"
+#include "lib/conf.h"
+#include "lib/events.h"
+#include "shm/shm.h"
+
+#define GW_BATCH		64	/* packets per receive or send call */
+#define GW_BUF_SIZE		9216	/* one packet: the largest tunnel MTU + headers */
+#define GW_ENDPOINTS_PER_WORKER	(1u << 17)
+
+/* One site as the workers see it. Immutable once published, but the buckets. */
+struct gw_site {
+	struct cds_lfht_node by_source;	/* in gw.sites, hashed by source IP */
+	struct rcu_head rcu;
+	struct site_conf conf;
+	uint32_t slot;			/* shared-memory slot */
+	uint64_t generation;		/* of the slot when this site took it */
+	struct shm_site *shm;
+	uint8_t tenant;			/* index into conf.tenants */
+	uint64_t rate_bps;		/* resolved: the site's or the POP's default */
+	/* Control thread only: what it last saw, for logs and events. */
+	uint64_t auth_failures_seen;
+	uint64_t auth_failure_logged_ns;
+	/* One bucket per worker: each worker is its lane's only writer. */
+	struct {
+		struct token_bucket bucket;
+	} __attribute__((aligned(SHM_CACHELINE))) lane[SHM_MAX_LANES];
+};
+
+/* Where an inner address lives: learned from decapsulated traffic. */
+struct gw_endpoint {
+	struct cds_lfht_node node;	/* in gw.endpoints */
+	struct rcu_head rcu;
+	struct cds_lfs_node free_node;	/* on its worker's returned stack */
+	uint8_t tenant;
+	uint8_t family;
+	struct __cds_lfs_stack *owner;	/* the returned stack of its worker */
+	union {
+		struct in_addr v4;
+		struct in6_addr v6;
+	} addr;
+	/* Written by any worker with relaxed stores, read by all. */
+	uint32_t slot;
+	uint64_t generation;
+	uint64_t last_seen_ns;
+};
+
+struct gw;
+
+enum gw_tx_kind {
+	GW_TX_DATA,			/* a reply from TUN, encapsulated */
+	GW_TX_KEEPALIVE,		/* a keepalive's inner packet, reflected */
+	GW_TX_PROBE,			/* an echo reply to a probe */
+	GW_TX_ERROR,			/* an ICMP error we built */
+};
+
+struct gw_worker {
+	struct gw *gw;
+	unsigned index;			/* also the shared-memory lane */
+	pthread_t thread;
+	int gre_fd;			/* raw IPPROTO_GRE, this worker's share */
+	int tx_fd;			/* raw IPPROTO_RAW for what we send */
+	int tun_fd[CONF_MAX_TENANTS];
+	int epoll_fd;
+
+	/* The endpoint pool: a private free list plus nodes given back. */
+	struct gw_endpoint *pool;
+	struct gw_endpoint *free_list;	/* linked through node.next, private */
+	struct __cds_lfs_stack returned;
+
+	/* Receive and send batches, preallocated. */
+	struct mmsghdr rx_msg[GW_BATCH];
+	struct iovec rx_iov[GW_BATCH];
+	uint8_t (*rx_buf)[GW_BUF_SIZE];
+	struct mmsghdr tx_msg[GW_BATCH];
+	struct iovec tx_iov[GW_BATCH][2];
+	struct sockaddr_in tx_addr[GW_BATCH];
+	uint8_t tx_hdr[GW_BATCH][32];
+	uint8_t (*tx_buf)[GW_BUF_SIZE];	/* errors we build (ICMP) */
+	struct gw_tx {
+		struct shm_site_lane *lane;	/* counted there once sent */
+		uint8_t kind;			/* enum gw_tx_kind */
+		uint32_t bytes;
+	} tx_meta[GW_BATCH];
+	unsigned tx_count;
+
+	/* Per batch: the time and what the POP may do now. */
+	uint64_t now_ns;
+	uint8_t serving_mask;		/* SHM_SVC_BIT of healthy services */
+	uint8_t accept_mode;
+	uint16_t ip_id;
+};
+
+struct gw {
+	struct conf conf;		/* the running configuration */
+	struct sites sites;		/* the running sites, as in the sites file */
+	struct shm shm;
+	unsigned n_workers;
+	struct gw_worker *workers;
+	atomic_bool stopping;
+
+	struct cds_lfht *sites_by_source;
+	struct gw_site **by_slot;	/* RCU pointers, site_capacity of them */
+	struct cds_lfht *endpoints;
+	uint64_t health_stale_ns;	/* healthd heartbeat older than this: unknown */
+	struct events *events;		/* to statsd; control thread only */
+};
+
+/* sitetab.c: the RCU tables. */
+
+/*
+ * Find the site for a tunnel from SOURCE carrying KEY (when HAS_KEY).
+ * Returns NULL and, when the source IP is known but no site's key matches,
+ * *KEY_MISMATCH = that IP's first site (for counting). Caller holds the RCU
+ * read lock; the result is valid until it drops it.
+ */
+struct gw_site *sitetab_lookup(struct gw *gw, struct in_addr source, bool has_key, uint32_t key,
+			       struct gw_site **key_mismatch);
+
+/* The site in SLOT if it still has GENERATION; RCU read lock held. */
+struct gw_site *sitetab_by_slot(struct gw *gw, uint32_t slot, uint64_t generation);
+
+/*
+ * Make the tables and shared memory match SITES (control thread only):
+ * new sites get a slot (the one they had before, by name, if the segment
+ * has it), changed sites are replaced, removed ones are unpublished and,
+ * after a grace period, their slot is cleared. Calls CHANGED for each site
+ * added, changed or removed (the old one, or NULL when added; the new one,
+ * or NULL when removed). Returns 0 or -ENOSPC when the segment is full, in
+ * which case nothing changed.
+ */
+int sitetab_apply(struct gw *gw, const struct sites *sites,
+		  void (*changed)(struct gw *gw, const struct site_conf *before,
+				  const struct site_conf *after));
+
+int sitetab_init(struct gw *gw);
+void sitetab_destroy(struct gw *gw);
+
+/*
+ * Note that inner address ADDR of FAMILY in TENANT lives behind SITE (a
+ * worker, RCU read lock held). Allocation-free: takes a node from the
+ * worker's pool; when the pool is empty the address is not learned.
+ */
+void endpoint_learn(struct gw_worker *w, uint8_t tenant, int family, const void *addr,
+		    const struct gw_site *site);
+
+/* The site behind ADDR, or NULL. RCU read lock held. */
+struct gw_site *endpoint_lookup(struct gw *gw, uint8_t tenant, int family, const void *addr);
+
+/* Remove endpoints idle longer than IDLE_NS or whose site is gone (control thread). */
+unsigned endpoint_age(struct gw *gw, uint64_t now_ns, uint64_t idle_ns);
+
+int endpoint_pool_init(struct gw_worker *w);
+void endpoint_pool_free(struct gw_worker *w);
+
+/* worker.c */
+int worker_setup(struct gw *gw, struct gw_worker *w, unsigned index);
+int worker_start(struct gw_worker *w);
+void worker_stop_all(struct gw *gw);
+void worker_teardown(struct gw_worker *w);
+
+/* Exposed for unit tests: handle one GRE packet read by worker W. */
+void worker_handle_gre(struct gw_worker *w, uint8_t *pkt, size_t len);
+/* And one packet read from TENANT's TUN. */
+void worker_handle_tun(struct gw_worker *w, uint8_t tenant, uint8_t *pkt, size_t len);
+/* Refresh W's per-batch view of the time, health and acceptance. */
+void worker_begin_batch(struct gw_worker *w);
+/* Send what the batch queued. */
+void worker_flush_tx(struct gw_worker *w);
+
+#endif

@@ -1,0 +1,531 @@
+/*
+ * The RCU tables of gatewayd: sites by tunnel source IP, sites by
+ * shared-memory slot, and endpoints (inner addresses) by tenant and address.
+ *
+ * Sites: a liburcu lock-free hash table keyed by source IP. Several sites
+ * may share one source IP when each has its own GRE key; they are
+ * duplicates under one hash and a lookup walks them. Only the control
+ * thread changes the table: a changed site is a new object added before the
+ * old one is removed, so a worker always finds one of the two; the old one
+ * is freed after a grace period.
+ *
+ * Endpoints: workers learn them on the per-packet path, so nothing there
+ * may allocate: each worker owns a preallocated pool. A worker takes a node
+ * from its private free list and adds it with cds_lfht_add_unique (another
+ * worker may race it for the same address: the loser keeps its node). The
+ * control thread ages endpoints out and, after a grace period, pushes each
+ * node onto its owner's "returned" stack, which only the owner pops.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gatewayd/gateway.h"
+#include "lib/timeutil.h"
+
+static uint64_t hash_mix(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
+static unsigned long hash_source(struct in_addr ip)
+{
+	return hash_mix(ip.s_addr);
+}
+
+static int match_source(struct cds_lfht_node *node, const void *key)
+{
+	const struct gw_site *site = caa_container_of(node, struct gw_site, by_source);
+
+	return site->conf.source_ip.s_addr == ((const struct in_addr *)key)->s_addr;
+}
+
+struct gw_site *sitetab_lookup(struct gw *gw, struct in_addr source, bool has_key, uint32_t key,
+			       struct gw_site **key_mismatch)
+{
+	struct cds_lfht_iter iter;
+	struct cds_lfht_node *node;
+	struct gw_site *first = NULL;
+
+	cds_lfht_lookup(gw->sites_by_source, hash_source(source), match_source, &source, &iter);
+	for (node = cds_lfht_iter_get_node(&iter); node;
+	     cds_lfht_next_duplicate(gw->sites_by_source, match_source, &source, &iter),
+	     node = cds_lfht_iter_get_node(&iter)) {
+		struct gw_site *site = caa_container_of(node, struct gw_site, by_source);
+
+		if (site->conf.has_key == has_key && (!has_key || site->conf.key == key))
+			return site;
+		if (!first)
+			first = site;
+	}
+	*key_mismatch = first;
+	return NULL;
+}
+
+struct gw_site *sitetab_by_slot(struct gw *gw, uint32_t slot, uint64_t generation)
+{
+	struct gw_site *site;
+
+	if (slot >= gw->shm.hdr->site_capacity)
+		return NULL;
+	site = rcu_dereference(gw->by_slot[slot]);
+	if (!site || site->generation != generation)
+		return NULL;
+	return site;
+}
+
+int sitetab_init(struct gw *gw)
+{
+	gw->sites_by_source = cds_lfht_new(1024, 1024, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
+					   NULL);
+	gw->endpoints = cds_lfht_new(4096, 4096, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
+				     NULL);
+	gw->by_slot = calloc(gw->shm.hdr->site_capacity, sizeof(*gw->by_slot));
+	if (!gw->sites_by_source || !gw->endpoints || !gw->by_slot)
+		return -ENOMEM;
+	return 0;
+}
+
+static void site_free_rcu(struct rcu_head *head)
+{
+	free(caa_container_of(head, struct gw_site, rcu));
+}
+
+void sitetab_destroy(struct gw *gw)
+{
+	struct cds_lfht_iter iter;
+	struct gw_site *site;
+	struct gw_endpoint *ep;
+
+	if (gw->sites_by_source) {
+		rcu_read_lock();
+		cds_lfht_for_each_entry(gw->sites_by_source, &iter, site, by_source) {
+			cds_lfht_del(gw->sites_by_source, &site->by_source);
+			call_rcu(&site->rcu, site_free_rcu);
+		}
+		rcu_read_unlock();
+	}
+	if (gw->endpoints) {
+		rcu_read_lock();
+		cds_lfht_for_each_entry(gw->endpoints, &iter, ep, node)
+			cds_lfht_del(gw->endpoints, &ep->node);
+		rcu_read_unlock();
+	}
+	synchronize_rcu();
+	rcu_barrier();
+	if (gw->sites_by_source)
+		cds_lfht_destroy(gw->sites_by_source, NULL);
+	if (gw->endpoints)
+		cds_lfht_destroy(gw->endpoints, NULL);
+	free(gw->by_slot);
+	gw->sites_by_source = NULL;
+	gw->endpoints = NULL;
+	gw->by_slot = NULL;
+}
+
+/* Write a site's identity into its shared-memory slot (control thread). */
+static void slot_write_id(struct shm_site *slot, const struct site_conf *sc, uint8_t tenant,
+			  uint64_t rate_bps)
+{
+	struct shm_site_id *id = &slot->id;
+
+	shm_site_write_begin(slot);
+	memset(id, 0, sizeof(*id));
+	snprintf(id->name, sizeof(id->name), "%s", sc->name);
+	id->source_ip = sc->source_ip;
+	id->has_key = sc->has_key;
+	id->key = sc->key;
+	id->rate_bps = rate_bps;
+	id->n_http_ports = sc->n_http_ports;
+	memcpy(id->http_ports, sc->http_ports, sizeof(id->http_ports));
+	id->enabled = sc->enabled;
+	id->keepalive = sc->keepalive;
+	id->traffic_type = sc->traffic_type;
+	id->services = sc->services;
+	id->tenant = tenant;
+	slot->in_use = 1;
+	shm_site_write_end(slot);
+}
+
+/* Give a slot back: counters zeroed, identity cleared, a new generation. */
+static void slot_clear(struct gw *gw, struct shm_site *slot)
+{
+	shm_site_write_begin(slot);
+	slot->in_use = 0;
+	memset(&slot->id, 0, sizeof(slot->id));
+	memset(slot->lane, 0, (size_t)gw->shm.hdr->lanes * sizeof(struct shm_site_lane));
+	slot->generation++;
+	shm_site_write_end(slot);
+}
+
+struct name_slot {
+	const char *name;
+	uint32_t slot;
+};
+
+static int name_slot_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct name_slot *)a)->name, ((const struct name_slot *)b)->name);
+}
+
+/*
+ * Every slot in use, running or left by an earlier run, sorted by name, so
+ * that a site keeps its slot (and its counters) across changes and restarts.
+ */
+static struct name_slot *slots_by_name(struct gw *gw, size_t *n)
+{
+	uint32_t cap = gw->shm.hdr->site_capacity;
+	struct name_slot *index = calloc(cap + 1, sizeof(*index));
+
+	*n = 0;
+	if (!index)
+		return NULL;
+	for (uint32_t s = 0; s < cap; s++) {
+		struct shm_site *slot = shm_site_at(&gw->shm, s);
+
+		if (gw->by_slot[s])
+			index[(*n)++] = (struct name_slot){ gw->by_slot[s]->conf.name, s };
+		else if (slot->in_use)
+			index[(*n)++] = (struct name_slot){ slot->id.name, s };
+	}
+	qsort(index, *n, sizeof(*index), name_slot_cmp);
+	return index;
+}
+
+static int slot_find_free(struct gw *gw, const uint8_t *taken, uint32_t *hint)
+{
+	uint32_t cap = gw->shm.hdr->site_capacity;
+
+	for (uint32_t n = 0; n < cap; n++) {
+		uint32_t i = (*hint + n) % cap;
+
+		if (!taken[i] && !shm_site_at(&gw->shm, i)->in_use) {
+			*hint = i + 1;
+			return (int)i;
+		}
+	}
+	return -1;
+}
+
+static struct gw_site *site_new(struct gw *gw, const struct site_conf *sc, uint32_t slot)
+{
+	struct gw_site *site = aligned_alloc(SHM_CACHELINE,
+					     (sizeof(*site) + SHM_CACHELINE - 1) &
+					     ~(size_t)(SHM_CACHELINE - 1));
+	int tenant;
+
+	if (!site)
+		return NULL;
+	memset(site, 0, sizeof(*site));
+	site->conf = *sc;
+	site->slot = slot;
+	site->shm = shm_site_at(&gw->shm, slot);
+	tenant = conf_tenant_find(&gw->conf, sc->tenant);
+	site->tenant = tenant < 0 ? 0 : (uint8_t)tenant;
+	site->rate_bps = sc->rate_bps ? sc->rate_bps : gw->conf.default_rate_bps;
+	cds_lfht_node_init(&site->by_source);
+	return site;
+}
+
+static bool site_conf_equal(const struct site_conf *a, const struct site_conf *b)
+{
+	return memcmp(a, b, sizeof(*a)) == 0;
+}
+
+/*
+ * Find every site's slot before touching anything, so that running out of
+ * slots changes nothing. SLOT_OF[i] is the slot of SITES->site[i].
+ */
+static int plan_slots(struct gw *gw, const struct sites *sites, int *slot_of, uint8_t *taken)
+{
+	struct name_slot *index, *hit;
+	uint32_t hint = 0;
+	size_t n;
+
+	index = slots_by_name(gw, &n);
+	if (!index)
+		return -ENOMEM;
+	for (unsigned i = 0; i < sites->n; i++) {
+		struct name_slot key = { sites->site[i].name, 0 };
+
+		hit = bsearch(&key, index, n, sizeof(*index), name_slot_cmp);
+		slot_of[i] = hit && !taken[hit->slot] ? (int)hit->slot : -1;
+		if (slot_of[i] >= 0)
+			taken[slot_of[i]] = 1;
+	}
+	free(index);
+	for (unsigned i = 0; i < sites->n; i++) {
+		if (slot_of[i] >= 0)
+			continue;
+		slot_of[i] = slot_find_free(gw, taken, &hint);
+		if (slot_of[i] < 0)
+			return -ENOSPC;
+		taken[slot_of[i]] = 1;
+	}
+	return 0;
+}
+
+/* Publish the sites of the plan: new and changed ones first. */
+static int publish_sites(struct gw *gw, const struct sites *sites, const int *slot_of,
+			 void (*changed)(struct gw *, const struct site_conf *,
+					 const struct site_conf *))
+{
+	for (unsigned i = 0; i < sites->n; i++) {
+		const struct site_conf *sc = &sites->site[i];
+		struct shm_site *slot = shm_site_at(&gw->shm, slot_of[i]);
+		struct gw_site *old = gw->by_slot[slot_of[i]];
+		struct gw_site *site;
+
+		if (old && site_conf_equal(&old->conf, sc))
+			continue;
+		site = site_new(gw, sc, slot_of[i]);
+		if (!site)
+			return -ENOMEM;
+		slot_write_id(slot, sc, site->tenant, site->rate_bps);
+		site->generation = slot->generation;
+		cds_lfht_add(gw->sites_by_source, hash_source(sc->source_ip), &site->by_source);
+		rcu_assign_pointer(gw->by_slot[slot_of[i]], site);
+		if (old) {
+			cds_lfht_del(gw->sites_by_source, &old->by_source);
+			call_rcu(&old->rcu, site_free_rcu);
+		}
+		changed(gw, old ? &old->conf : NULL, sc);
+	}
+	return 0;
+}
+
+int sitetab_apply(struct gw *gw, const struct sites *sites,
+		  void (*changed)(struct gw *gw, const struct site_conf *before,
+				  const struct site_conf *after))
+{
+	uint32_t cap = gw->shm.hdr->site_capacity;
+	uint8_t *taken = calloc(cap, 1);
+	int *slot_of = calloc(sites->n + 1, sizeof(*slot_of));
+	struct gw_site **gone = calloc(cap, sizeof(*gone));
+	unsigned n_gone = 0;
+	int r;
+
+	if (!taken || !slot_of || !gone) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = plan_slots(gw, sites, slot_of, taken);
+	if (r < 0)
+		goto out;
+
+	rcu_read_lock();
+	r = publish_sites(gw, sites, slot_of, changed);
+	rcu_read_unlock();
+	if (r < 0)
+		goto out;
+
+	/* Sites no longer configured, and stale slots of an earlier run. */
+	for (uint32_t s = 0; s < cap; s++) {
+		struct gw_site *old = gw->by_slot[s];
+
+		if (taken[s])
+			continue;
+		if (old) {
+			rcu_read_lock();
+			cds_lfht_del(gw->sites_by_source, &old->by_source);
+			rcu_read_unlock();
+			rcu_assign_pointer(gw->by_slot[s], NULL);
+			gone[n_gone++] = old;
+			changed(gw, &old->conf, NULL);
+		} else if (shm_site_at(&gw->shm, s)->in_use) {
+			/* Left by an earlier run; no worker can hold it. */
+			slot_clear(gw, shm_site_at(&gw->shm, s));
+		}
+	}
+	if (n_gone > 0) {
+		/* No worker holds a removed site after this: clear their slots. */
+		synchronize_rcu();
+		for (unsigned i = 0; i < n_gone; i++) {
+			slot_clear(gw, gone[i]->shm);
+			free(gone[i]);
+		}
+	}
+	gw->shm.hdr->pop.site_generation++;
+out:
+	free(taken);
+	free(slot_of);
+	free(gone);
+	return r;
+}
+
+/* Endpoints */
+
+struct endpoint_key {
+	uint8_t tenant;
+	uint8_t family;
+	const void *addr;
+};
+
+static unsigned long hash_endpoint(uint8_t tenant, int family, const void *addr)
+{
+	uint64_t h = ((uint64_t)tenant << 8) | (uint64_t)family;
+
+	if (family == AF_INET) {
+		uint32_t a;
+
+		memcpy(&a, addr, 4);
+		return hash_mix(h << 32 ^ a);
+	}
+	for (int i = 0; i < 16; i += 8) {
+		uint64_t part;
+
+		memcpy(&part, (const uint8_t *)addr + i, 8);
+		h = hash_mix(h ^ part);
+	}
+	return h;
+}
+
+static int match_endpoint(struct cds_lfht_node *node, const void *key)
+{
+	const struct gw_endpoint *ep = caa_container_of(node, struct gw_endpoint, node);
+	const struct endpoint_key *k = key;
+
+	if (ep->tenant != k->tenant || ep->family != k->family)
+		return 0;
+	return memcmp(&ep->addr, k->addr, k->family == AF_INET ? 4 : 16) == 0;
+}
+
+struct gw_site *endpoint_lookup(struct gw *gw, uint8_t tenant, int family, const void *addr)
+{
+	struct endpoint_key key = { tenant, (uint8_t)family, addr };
+	struct cds_lfht_iter iter;
+	struct cds_lfht_node *node;
+	struct gw_endpoint *ep;
+
+	cds_lfht_lookup(gw->endpoints, hash_endpoint(tenant, family, addr), match_endpoint, &key,
+			&iter);
+	node = cds_lfht_iter_get_node(&iter);
+	if (!node)
+		return NULL;
+	ep = caa_container_of(node, struct gw_endpoint, node);
+	return sitetab_by_slot(gw, __atomic_load_n(&ep->slot, __ATOMIC_RELAXED),
+			       __atomic_load_n(&ep->generation, __ATOMIC_RELAXED));
+}
+
+static struct gw_endpoint *pool_take(struct gw_worker *w)
+{
+	struct gw_endpoint *ep = w->free_list;
+	struct cds_lfs_head *head;
+
+	if (!ep) {
+		/* Only this worker pops its returned stack: no ABA. */
+		head = __cds_lfs_pop_all(&w->returned);
+		if (!head)
+			return NULL;
+		for (struct cds_lfs_node *n = &head->node; n;) {
+			struct cds_lfs_node *next = n->next;
+			struct gw_endpoint *e = caa_container_of(n, struct gw_endpoint, free_node);
+
+			e->node.next = (struct cds_lfht_node *)w->free_list;
+			w->free_list = e;
+			n = next;
+		}
+		ep = w->free_list;
+	}
+	w->free_list = (struct gw_endpoint *)ep->node.next;
+	return ep;
+}
+
+static void pool_put(struct gw_worker *w, struct gw_endpoint *ep)
+{
+	ep->node.next = (struct cds_lfht_node *)w->free_list;
+	w->free_list = ep;
+}
+
+void endpoint_learn(struct gw_worker *w, uint8_t tenant, int family, const void *addr,
+		    const struct gw_site *site)
+{
+	struct gw *gw = w->gw;
+	unsigned long hash = hash_endpoint(tenant, family, addr);
+	struct endpoint_key key = { tenant, (uint8_t)family, addr };
+	struct cds_lfht_iter iter;
+	struct cds_lfht_node *node;
+	struct gw_endpoint *ep;
+
+	cds_lfht_lookup(gw->endpoints, hash, match_endpoint, &key, &iter);
+	node = cds_lfht_iter_get_node(&iter);
+	if (node) {
+		ep = caa_container_of(node, struct gw_endpoint, node);
+		/* Touch shared lines only when something changed or a second passed. */
+		if (ep->slot != site->slot || ep->generation != site->generation) {
+			__atomic_store_n(&ep->slot, site->slot, __ATOMIC_RELAXED);
+			__atomic_store_n(&ep->generation, site->generation, __ATOMIC_RELAXED);
+		}
+		if (w->now_ns - __atomic_load_n(&ep->last_seen_ns, __ATOMIC_RELAXED) > NSEC_PER_SEC)
+			__atomic_store_n(&ep->last_seen_ns, w->now_ns, __ATOMIC_RELAXED);
+		return;
+	}
+	ep = pool_take(w);
+	if (!ep)
+		return;
+	ep->tenant = tenant;
+	ep->family = (uint8_t)family;
+	memset(&ep->addr, 0, sizeof(ep->addr));
+	memcpy(&ep->addr, addr, family == AF_INET ? 4 : 16);
+	ep->slot = site->slot;
+	ep->generation = site->generation;
+	ep->last_seen_ns = w->now_ns;
+	cds_lfht_node_init(&ep->node);
+	if (cds_lfht_add_unique(gw->endpoints, hash, match_endpoint, &key, &ep->node) != &ep->node)
+		pool_put(w, ep);
+}
+
+static void endpoint_free_rcu(struct rcu_head *head)
+{
+	struct gw_endpoint *ep = caa_container_of(head, struct gw_endpoint, rcu);
+
+	cds_lfs_push(ep->owner, &ep->free_node);
+}
+
+unsigned endpoint_age(struct gw *gw, uint64_t now_ns, uint64_t idle_ns)
+{
+	struct cds_lfht_iter iter;
+	struct gw_endpoint *ep;
+	unsigned n = 0;
+
+	rcu_read_lock();
+	cds_lfht_for_each_entry(gw->endpoints, &iter, ep, node) {
+		uint64_t seen = __atomic_load_n(&ep->last_seen_ns, __ATOMIC_RELAXED);
+		bool idle = now_ns > seen && now_ns - seen > idle_ns;
+
+		if (!idle && sitetab_by_slot(gw, ep->slot, ep->generation))
+			continue;
+		if (cds_lfht_del(gw->endpoints, &ep->node) == 0) {
+			call_rcu(&ep->rcu, endpoint_free_rcu);
+			n++;
+		}
+	}
+	rcu_read_unlock();
+	return n;
+}
+
+int endpoint_pool_init(struct gw_worker *w)
+{
+	w->pool = calloc(GW_ENDPOINTS_PER_WORKER, sizeof(*w->pool));
+	if (!w->pool)
+		return -ENOMEM;
+	__cds_lfs_init(&w->returned);
+	w->free_list = NULL;
+	for (unsigned i = GW_ENDPOINTS_PER_WORKER; i-- > 0;) {
+		w->pool[i].owner = &w->returned;
+		pool_put(w, &w->pool[i]);
+	}
+	return 0;
+}
+
+void endpoint_pool_free(struct gw_worker *w)
+{
+	free(w->pool);
+	w->pool = NULL;
+	w->free_list = NULL;
+}

@@ -1,0 +1,594 @@
+/*
+ * The data-plane workers: decapsulate GRE from the routers into the tenants'
+ * TUN devices, and encapsulate what comes back.
+ *
+ * A worker owns lane `index` of every counter in shared memory, its own
+ * sockets and its own queue of every TUN. Per batch it takes the time and
+ * reads the POP's health and acceptance mode once (a health flip reaches the
+ * data path within one batch), then handles each packet inside one RCU
+ * read-side section. Every packet ends in exactly one counter.
+ *
+ * Decisions for a packet from a router, in order: the GRE header
+ * (bad_header, bad_checksum, unsupported_protocol), the site (unknown_source,
+ * bad_key, disabled), the tunnel (a tunnel idle longer than tunnel_idle_s is
+ * new and is refused as auth_failure unless the POP accepts new tunnels for
+ * the site's services), the inner packet (bad_inner), then what it is:
+ * a keepalive (reflected while the site is served, else not_serving), a
+ * probe (answered likewise), GRE that is not a keepalive (reflect), or data
+ * (loop, policy, too_big, rate, then MSS clamp and delivery).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gatewayd/gateway.h"
+#include "lib/timeutil.h"
+
+#define GW_GRE_BUDGET	8	/* receive batches before looking at the TUNs again */
+#define GW_EPOLL_GRE	0xffffu
+
+static inline struct shm_pop_lane *pop_lane(struct gw_worker *w)
+{
+	return &w->gw->shm.hdr->pop.lane[w->index];
+}
+
+static inline void pop_drop(struct gw_worker *w, int reason)
+{
+	shm_add(&pop_lane(w)->drops[reason], 1);
+}
+
+static inline struct shm_site_lane *site_lane(struct gw_worker *w, const struct gw_site *site)
+{
+	return &site->shm->lane[w->index];
+}
+
+static inline void site_drop(struct gw_worker *w, const struct gw_site *site, int reason)
+{
+	shm_add(&site_lane(w, site)->drops[reason], 1);
+}
+
+void worker_begin_batch(struct gw_worker *w)
+{
+	struct shm_pop *pop = &w->gw->shm.hdr->pop;
+	uint64_t heartbeat = shm_load(&pop->healthd_heartbeat_ns);
+	uint8_t mask = 0;
+
+	w->now_ns = now_realtime_ns();
+	/* No heartbeat from healthd for a while: health unknown, fail closed. */
+	if (heartbeat && (int64_t)(w->now_ns - heartbeat) < (int64_t)w->gw->health_stale_ns) {
+		for (int s = 0; s < SHM_SVC_COUNT; s++)
+			if (__atomic_load_n(&pop->service[s].health, __ATOMIC_RELAXED) ==
+			    SHM_HEALTH_UP)
+				mask |= SHM_SVC_BIT(s);
+	}
+	w->serving_mask = mask;
+	w->accept_mode = (uint8_t)__atomic_load_n(&pop->accept_mode, __ATOMIC_RELAXED);
+	shm_set(&pop_lane(w)->heartbeat_ns, w->now_ns);
+}
+
+static inline bool site_served(const struct gw_worker *w, const struct gw_site *site)
+{
+	return (site->conf.services & ~w->serving_mask) == 0;
+}
+
+/* Queue PAYLOAD (with HDR_LEN bytes of w->tx_hdr[slot] before it) for DST. */
+static void tx_queue(struct gw_worker *w, struct in_addr dst, size_t hdr_len, const void *payload,
+		     size_t len, struct shm_site_lane *lane, enum gw_tx_kind kind)
+{
+	unsigned i = w->tx_count;
+	struct msghdr *mh = &w->tx_msg[i].msg_hdr;
+
+	w->tx_addr[i].sin_family = AF_INET;
+	w->tx_addr[i].sin_addr = dst;
+	w->tx_iov[i][0].iov_base = w->tx_hdr[i];
+	w->tx_iov[i][0].iov_len = hdr_len;
+	w->tx_iov[i][1].iov_base = (void *)payload;
+	w->tx_iov[i][1].iov_len = len;
+	memset(mh, 0, sizeof(*mh));
+	mh->msg_name = &w->tx_addr[i];
+	mh->msg_namelen = sizeof(w->tx_addr[i]);
+	mh->msg_iov = w->tx_iov[i];
+	mh->msg_iovlen = 2;
+	w->tx_meta[i] = (struct gw_tx){ lane, (uint8_t)kind, (uint32_t)len };
+	if (++w->tx_count == GW_BATCH)
+		worker_flush_tx(w);
+}
+
+static void tx_account(struct gw_worker *w, const struct gw_tx *tx, bool sent)
+{
+	if (!sent) {
+		if (tx->kind != GW_TX_ERROR)
+			shm_add(&tx->lane->drops[SHM_DROP_IO], 1);
+		return;
+	}
+	shm_add(&pop_lane(w)->tx_packets, 1);
+	shm_add(&pop_lane(w)->tx_bytes, tx->bytes);
+	switch (tx->kind) {
+	case GW_TX_DATA:
+		shm_add(&tx->lane->tx_packets, 1);
+		shm_add(&tx->lane->tx_bytes, tx->bytes);
+		break;
+	case GW_TX_KEEPALIVE:
+		shm_add(&tx->lane->keepalives, 1);
+		break;
+	case GW_TX_PROBE:
+		shm_add(&tx->lane->probes, 1);
+		break;
+	case GW_TX_ERROR:
+		break;
+	}
+}
+
+void worker_flush_tx(struct gw_worker *w)
+{
+	unsigned done = 0;
+
+	while (done < w->tx_count) {
+		int n = sendmmsg(w->tx_fd, &w->tx_msg[done], w->tx_count - done, MSG_DONTWAIT);
+
+		if (n <= 0) {
+			/* The kernel refused the first one: count it, go on with the rest. */
+			tx_account(w, &w->tx_meta[done], false);
+			done++;
+			continue;
+		}
+		for (int i = 0; i < n; i++)
+			tx_account(w, &w->tx_meta[done + i], true);
+		done += n;
+	}
+	w->tx_count = 0;
+}
+
+/* Encapsulate an inner packet of PROTO toward SITE. */
+static void tx_encapsulate(struct gw_worker *w, const struct gw_site *site, uint16_t proto,
+			   const void *inner, size_t len, enum gw_tx_kind kind)
+{
+	size_t hdr_len = gre_build_header(w->tx_hdr[w->tx_count], w->gw->conf.gateway_ip,
+					  site->conf.source_ip, site->conf.has_key,
+					  site->conf.key, proto, len, w->ip_id++);
+
+	tx_queue(w, site->conf.source_ip, hdr_len, inner, len, site_lane(w, site), kind);
+}
+
+/* The address our ICMP errors come from. */
+static struct in_addr icmp_source(const struct gw *gw)
+{
+	return gw->conf.probe_ip.s_addr ? gw->conf.probe_ip : gw->conf.gateway_ip;
+}
+
+static void icmp_source6(const struct gw *gw, struct in6_addr *out)
+{
+	struct in_addr v4 = icmp_source(gw);
+
+	/* XXX: no IPv6 address is configured; use the IPv4-mapped probe address
+	 * until the configuration has a probe_ip6 key. */
+	memset(out, 0, sizeof(*out));
+	out->s6_addr[10] = 0xff;
+	out->s6_addr[11] = 0xff;
+	memcpy(&out->s6_addr[12], &v4.s_addr, 4);
+}
+
+/* Build the too-big error for PKT into a free tx buffer; its length or 0. */
+static size_t build_too_big(struct gw_worker *w, const uint8_t *pkt, const struct inner_info *info)
+{
+	struct in6_addr from6;
+
+	icmp_source6(w->gw, &from6);
+	return icmp_build_too_big(w->tx_buf[w->tx_count], GW_BUF_SIZE, pkt, info,
+				  w->gw->conf.tunnel_mtu, icmp_source(w->gw), &from6);
+}
+
+/*
+ * Whether the tunnel of SITE is established, establishing it if the POP
+ * accepts new tunnels for the site now. Idle longer than tunnel_idle_s on
+ * every lane means new.
+ */
+static bool tunnel_admit(struct gw_worker *w, const struct gw_site *site)
+{
+	struct shm_site_lane *lane = site_lane(w, site);
+	int64_t idle = (int64_t)w->gw->conf.tunnel_idle_s * (int64_t)NSEC_PER_SEC;
+	bool established = (int64_t)(w->now_ns - shm_load(&lane->last_seen_ns)) < idle;
+
+	for (uint32_t i = 0; !established && i < w->gw->shm.hdr->lanes; i++)
+		established = (int64_t)(w->now_ns - shm_load(&site->shm->lane[i].last_seen_ns)) <
+			      idle;
+	if (!established) {
+		if (w->accept_mode != SHM_ACCEPT_ACCEPT || !site_served(w, site)) {
+			shm_add(&lane->drops[SHM_DROP_AUTH_FAILURE], 1);
+			return false;
+		}
+		shm_set(&lane->established_ns, w->now_ns);
+	}
+	if (lane->last_seen_ns != w->now_ns)
+		shm_set(&lane->last_seen_ns, w->now_ns);
+	return true;
+}
+
+/* Keepalives and probes are answered only while the site is served. */
+static bool answering(const struct gw_worker *w, const struct gw_site *site)
+{
+	return w->accept_mode != SHM_ACCEPT_DRAIN && site_served(w, site);
+}
+
+static void handle_keepalive(struct gw_worker *w, const struct gw_site *site, const uint8_t *inner,
+			     const struct inner_info *info)
+{
+	struct shm_site_lane *lane = site_lane(w, site);
+
+	shm_set(&lane->last_keepalive_ns, w->now_ns);
+	if (!answering(w, site)) {
+		shm_add(&lane->drops[SHM_DROP_NOT_SERVING], 1);
+		return;
+	}
+	/* The inner packet is a whole IPv4 packet to the router: send it as is. */
+	tx_queue(w, info->dst.v4, 0, inner, info->ip_len, lane, GW_TX_KEEPALIVE);
+}
+
+static void handle_probe(struct gw_worker *w, const struct gw_site *site, uint8_t *inner,
+			 const struct inner_info *info)
+{
+	struct shm_site_lane *lane = site_lane(w, site);
+
+	shm_set(&lane->last_keepalive_ns, w->now_ns);
+	if (!answering(w, site)) {
+		shm_add(&lane->drops[SHM_DROP_NOT_SERVING], 1);
+		return;
+	}
+	if (!icmp_echo_to_reply(inner, info)) {
+		shm_add(&lane->drops[SHM_DROP_BAD_INNER], 1);
+		return;
+	}
+	tx_encapsulate(w, site, GRE_PROTO_IPV4, inner, info->ip_len, GW_TX_PROBE);
+}
+
+static bool is_pop_address(const struct gw *gw, const struct inner_info *info)
+{
+	if (info->family != AF_INET)
+		return false;
+	return info->dst.v4.s_addr == gw->conf.gateway_ip.s_addr ||
+	       info->src.v4.s_addr == gw->conf.gateway_ip.s_addr ||
+	       (gw->conf.probe_ip.s_addr && info->dst.v4.s_addr == gw->conf.probe_ip.s_addr);
+}
+
+/* An ordinary inner packet: enforce, clamp, learn, deliver. */
+static void handle_data(struct gw_worker *w, struct gw_site *site, uint8_t *inner,
+			struct inner_info *info)
+{
+	struct gw *gw = w->gw;
+	struct shm_site_lane *lane = site_lane(w, site);
+	int reason;
+	size_t n;
+
+	if (is_pop_address(gw, info)) {
+		reason = SHM_DROP_LOOP;
+		goto drop;
+	}
+	if (!policy_allows(info, site->conf.services, site->conf.http_ports,
+			   site->conf.n_http_ports)) {
+		reason = SHM_DROP_POLICY;
+		goto drop;
+	}
+	if (info->ip_len > gw->conf.tunnel_mtu) {
+		if (info->df && (n = build_too_big(w, inner, info)) > 0)
+			tx_encapsulate(w, site, info->family == AF_INET ? GRE_PROTO_IPV4 :
+					GRE_PROTO_IPV6, w->tx_buf[w->tx_count], n, GW_TX_ERROR);
+		reason = SHM_DROP_TOO_BIG;
+		goto drop;
+	}
+	if (!token_bucket_take(&site->lane[w->index].bucket, w->now_ns, site->rate_bps,
+			       info->ip_len)) {
+		reason = SHM_DROP_RATE;
+		goto drop;
+	}
+	if (info->tcp_syn)
+		tcp_clamp_mss(inner, info, (uint16_t)(gw->conf.tunnel_mtu -
+						      (info->family == AF_INET ? 40 : 60)));
+	endpoint_learn(w, site->tenant, info->family, &info->src, site);
+	if (write(w->tun_fd[site->tenant], inner, info->ip_len) != (ssize_t)info->ip_len) {
+		reason = SHM_DROP_IO;
+		goto drop;
+	}
+	shm_add(&lane->rx_packets, 1);
+	shm_add(&lane->rx_bytes, info->ip_len);
+	shm_set(&lane->last_user_ns, w->now_ns);
+	return;
+drop:
+	shm_add(&lane->drops[reason], 1);
+}
+
+void worker_handle_gre(struct gw_worker *w, uint8_t *pkt, size_t len)
+{
+	struct gre_packet g;
+	struct inner_info info;
+	struct gw_site *site, *other = NULL;
+	int r;
+
+	shm_add(&pop_lane(w)->rx_packets, 1);
+	shm_add(&pop_lane(w)->rx_bytes, len);
+	memset(&g, 0, sizeof(g));
+	r = gre_parse(pkt, len, &g);
+	if (r && g.src.s_addr == 0) {
+		pop_drop(w, r);
+		return;
+	}
+	site = sitetab_lookup(w->gw, g.src, g.has_key, g.key, &other);
+	if (!site && !other) {
+		pop_drop(w, SHM_DROP_UNKNOWN_SOURCE);
+		return;
+	}
+	if (r) {
+		if (r == SHM_DROP_UNSUPPORTED_PROTO)
+			shm_add(&pop_lane(w)->unsupported_proto[gre_proto_kind(g.proto)], 1);
+		site_drop(w, site ? site : other, r);
+		return;
+	}
+	if (!site) {
+		site_drop(w, other, SHM_DROP_BAD_KEY);
+		return;
+	}
+	if (!site->conf.enabled) {
+		site_drop(w, site, SHM_DROP_DISABLED);
+		return;
+	}
+	if (!tunnel_admit(w, site))
+		return;
+	if (g.proto == GRE_PROTO_KEEPALIVE) {
+		/* An answer to a keepalive: the router's side of the tunnel is up. */
+		shm_set(&site_lane(w, site)->last_keepalive_ns, w->now_ns);
+		shm_add(&site_lane(w, site)->keepalives, 1);
+		return;
+	}
+	if (inner_parse(g.inner, g.inner_len, g.proto == GRE_PROTO_IPV4 ? AF_INET : AF_INET6,
+			&info)) {
+		site_drop(w, site, SHM_DROP_BAD_INNER);
+		return;
+	}
+	switch (inner_classify(g.inner, &info, site->conf.source_ip, w->gw->conf.probe_ip)) {
+	case INNER_KEEPALIVE:
+		handle_keepalive(w, site, g.inner, &info);
+		break;
+	case INNER_PROBE:
+		handle_probe(w, site, (uint8_t *)g.inner, &info);
+		break;
+	case INNER_REFLECT:
+		site_drop(w, site, SHM_DROP_REFLECT);
+		break;
+	case INNER_KEEPALIVE_REPLY:
+	case INNER_DATA:
+		handle_data(w, site, (uint8_t *)g.inner, &info);
+		break;
+	}
+}
+
+void worker_handle_tun(struct gw_worker *w, uint8_t tenant, uint8_t *pkt, size_t len)
+{
+	struct gw *gw = w->gw;
+	struct inner_info info;
+	struct gw_site *site;
+	int family = len > 0 && (pkt[0] >> 4) == 6 ? AF_INET6 : AF_INET;
+	size_t n;
+
+	if (inner_parse(pkt, len, family, &info)) {
+		pop_drop(w, SHM_DROP_BAD_INNER);
+		return;
+	}
+	site = endpoint_lookup(gw, tenant, family, &info.dst);
+	if (!site) {
+		/* Multicast and link-local are the POP's own stack talking to the link. */
+		pop_drop(w, family == AF_INET6 && (info.dst.v6.s6_addr[0] == 0xff ||
+						   IN6_IS_ADDR_LINKLOCAL(&info.dst.v6)) ?
+			 SHM_DROP_LOCAL : SHM_DROP_NO_ROUTE_BACK);
+		return;
+	}
+	if (!site->conf.enabled) {
+		site_drop(w, site, SHM_DROP_DISABLED);
+		return;
+	}
+	if (info.ip_len > gw->conf.tunnel_mtu) {
+		/* The service sent more than the tunnel carries: tell it, as a router would. */
+		if (info.df && (n = build_too_big(w, pkt, &info)) > 0 &&
+		    write(w->tun_fd[tenant], w->tx_buf[w->tx_count], n) < 0)
+			pop_drop(w, SHM_DROP_IO);
+		site_drop(w, site, SHM_DROP_TOO_BIG);
+		return;
+	}
+	if (info.tcp_syn)
+		tcp_clamp_mss(pkt, &info, (uint16_t)(gw->conf.tunnel_mtu -
+						     (family == AF_INET ? 40 : 60)));
+	tx_encapsulate(w, site, family == AF_INET ? GRE_PROTO_IPV4 : GRE_PROTO_IPV6, pkt,
+		       info.ip_len, GW_TX_DATA);
+}
+
+static void worker_poll_gre(struct gw_worker *w)
+{
+	for (int budget = GW_GRE_BUDGET; budget > 0; budget--) {
+		int n = recvmmsg(w->gre_fd, w->rx_msg, GW_BATCH, MSG_DONTWAIT, NULL);
+
+		if (n <= 0)
+			return;
+		worker_begin_batch(w);
+		rcu_read_lock();
+		for (int i = 0; i < n; i++)
+			worker_handle_gre(w, w->rx_buf[i], w->rx_msg[i].msg_len);
+		worker_flush_tx(w);
+		rcu_read_unlock();
+		if (n < GW_BATCH)
+			return;
+	}
+}
+
+static void worker_poll_tun(struct gw_worker *w, uint8_t tenant)
+{
+	size_t len[GW_BATCH];
+	int n = 0;
+
+	while (n < GW_BATCH) {
+		ssize_t r = read(w->tun_fd[tenant], w->rx_buf[n], GW_BUF_SIZE);
+
+		if (r <= 0)
+			break;
+		len[n++] = (size_t)r;
+	}
+	if (n == 0)
+		return;
+	worker_begin_batch(w);
+	rcu_read_lock();
+	for (int i = 0; i < n; i++)
+		worker_handle_tun(w, tenant, w->rx_buf[i], len[i]);
+	worker_flush_tx(w);
+	rcu_read_unlock();
+}
+
+static void *worker_main(void *arg)
+{
+	struct gw_worker *w = arg;
+	struct epoll_event ev[CONF_MAX_TENANTS + 1];
+
+	rcu_register_thread();
+	while (!atomic_load_explicit(&w->gw->stopping, memory_order_relaxed)) {
+		/* Wake at least every 100 ms so the heartbeat shows progress. */
+		int n = epoll_wait(w->epoll_fd, ev, CONF_MAX_TENANTS + 1, 100);
+
+		if (n <= 0)
+			worker_begin_batch(w);
+		for (int i = 0; i < n; i++) {
+			if (ev[i].data.u32 == GW_EPOLL_GRE)
+				worker_poll_gre(w);
+			else
+				worker_poll_tun(w, (uint8_t)ev[i].data.u32);
+		}
+	}
+	rcu_unregister_thread();
+	return NULL;
+}
+
+/* Give worker INDEX of N the tunnels whose source IP is INDEX modulo N. */
+static int attach_share_filter(int fd, unsigned index, unsigned n)
+{
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 12),		/* outer source IP */
+		BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, index, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
+		BPF_STMT(BPF_RET | BPF_K, 0),
+	};
+	struct sock_fprog prog = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
+
+	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0)
+		return -errno;
+	return 0;
+}
+
+static int open_gre_socket(struct gw *gw, unsigned index)
+{
+	struct sockaddr_in local = { .sin_family = AF_INET, .sin_addr = gw->conf.gateway_ip };
+	int size = 8 << 20;
+	int fd, r;
+
+	fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_GRE);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	if (gw->n_workers > 1) {
+		r = attach_share_filter(fd, index, gw->n_workers);
+		if (r < 0)
+			goto fail;
+	}
+	if (bind(fd, (struct sockaddr *)&local, sizeof(local)) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return r;
+}
+
+static int open_tx_socket(void)
+{
+	int size = 4 << 20;
+	int fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
+
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	return fd;
+}
+
+static int epoll_watch(int epfd, int fd, uint32_t tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = tag };
+
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+/*
+ * Prepare worker INDEX: sockets, buffers, endpoint pool. The caller has set
+ * w->tun_fd[] for every tenant already.
+ */
+int worker_setup(struct gw *gw, struct gw_worker *w, unsigned index)
+{
+	int r;
+
+	w->gw = gw;
+	w->index = index;
+	w->gre_fd = w->tx_fd = w->epoll_fd = -1;
+	w->rx_buf = aligned_alloc(64, sizeof(*w->rx_buf) * GW_BATCH);
+	w->tx_buf = aligned_alloc(64, sizeof(*w->tx_buf) * GW_BATCH);
+	if (!w->rx_buf || !w->tx_buf)
+		return -ENOMEM;
+	for (unsigned i = 0; i < GW_BATCH; i++) {
+		w->rx_iov[i] = (struct iovec){ w->rx_buf[i], GW_BUF_SIZE };
+		w->rx_msg[i].msg_hdr = (struct msghdr){ .msg_iov = &w->rx_iov[i], .msg_iovlen = 1 };
+	}
+	r = endpoint_pool_init(w);
+	if (r < 0)
+		return r;
+	w->gre_fd = open_gre_socket(gw, index);
+	if (w->gre_fd < 0)
+		return w->gre_fd;
+	w->tx_fd = open_tx_socket();
+	if (w->tx_fd < 0)
+		return w->tx_fd;
+	w->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (w->epoll_fd < 0)
+		return -errno;
+	r = epoll_watch(w->epoll_fd, w->gre_fd, GW_EPOLL_GRE);
+	for (unsigned t = 0; r == 0 && t < gw->conf.n_tenants; t++)
+		r = epoll_watch(w->epoll_fd, w->tun_fd[t], t);
+	return r;
+}
+
+int worker_start(struct gw_worker *w)
+{
+	return -pthread_create(&w->thread, NULL, worker_main, w);
+}
+
+void worker_stop_all(struct gw *gw)
+{
+	atomic_store(&gw->stopping, true);
+	for (unsigned i = 0; i < gw->n_workers; i++)
+		if (gw->workers[i].thread)
+			pthread_join(gw->workers[i].thread, NULL);
+}
+
+/* Close what worker_setup opened; the TUN queues belong to the caller. */
+void worker_teardown(struct gw_worker *w)
+{
+	if (w->gre_fd >= 0)
+		close(w->gre_fd);
+	if (w->tx_fd >= 0)
+		close(w->tx_fd);
+	if (w->epoll_fd >= 0)
+		close(w->epoll_fd);
+	free(w->rx_buf);
+	free(w->tx_buf);
+	endpoint_pool_free(w);
+}

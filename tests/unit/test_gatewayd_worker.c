@@ -1,0 +1,599 @@
+/*
+ * The worker's decisions, packet by packet, through the real receive and
+ * return paths: site lookup, keys, tunnel admission, health, acceptance,
+ * keepalives, probes, policy, MTU, MSS, endpoints and counting.
+ *
+ * The test runs in a network namespace of its own, where 198.18.0.0/24 is
+ * local: the worker's raw sockets are real, and what it sends to a router is
+ * caught here by a raw GRE socket. The tenant's TUN is a SOCK_SEQPACKET
+ * pair, so each write is one packet read back whole.
+ */
+#include <arpa/inet.h>
+#include <CUnit/Basic.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gatewayd/gateway.h"
+#include "lib/timeutil.h"
+
+#define GATEWAY		"198.18.0.11"
+#define ROUTER_A	"198.18.0.2"	/* site a: swg+cfw, no key */
+#define ROUTER_B	"198.18.0.3"	/* site b: swg only, key 42, http_ports 8443 */
+#define ROUTER_C	"198.18.0.4"	/* site c: disabled */
+#define PROBE_IP	"100.64.255.1"
+
+static struct gw gw;
+static struct gw_worker *w;
+static int tun_peer = -1;	/* what the worker writes to the TUN arrives here */
+static int capture = -1;	/* GRE the worker sends to routers arrives here */
+static char dir[] = "/tmp/grepop-worker-XXXXXX";
+
+static struct in_addr ip(const char *s)
+{
+	struct in_addr a;
+
+	inet_pton(AF_INET, s, &a);
+	return a;
+}
+
+static void noop_changed(struct gw *g, const struct site_conf *a, const struct site_conf *b)
+{
+}
+
+static int add_site(struct sites *sites, const char *name, const char *src, const char *key,
+		    const char *services, const char *enabled, const char *ports)
+{
+	struct site_conf sc;
+	char err[CONF_ERR_MAX];
+
+	site_conf_init(&sc);
+	if (site_conf_set(&sc, "name", name, err) < 0 ||
+	    site_conf_set(&sc, "source_ip", src, err) < 0 ||
+	    site_conf_set(&sc, "key", key, err) < 0 ||
+	    site_conf_set(&sc, "services", services, err) < 0 ||
+	    site_conf_set(&sc, "enabled", enabled, err) < 0 ||
+	    site_conf_set(&sc, "http_ports", ports, err) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	return sites_add(sites, &sc);
+}
+
+/* Services up and a fresh healthd heartbeat, or not. */
+static void set_health(int swg, int cfw, bool heartbeat)
+{
+	struct shm_pop *pop = &gw.shm.hdr->pop;
+
+	pop->service[SHM_SVC_SWG].health = swg;
+	pop->service[SHM_SVC_CFW].health = cfw;
+	pop->healthd_heartbeat_ns = heartbeat ? now_realtime_ns() : 1;
+	pop->accept_mode = SHM_ACCEPT_ACCEPT;
+}
+
+static int run_cmd(const char *cmd)
+{
+	return system(cmd);
+}
+
+static int suite_init(void)
+{
+	char path[256], err[CONF_ERR_MAX];
+	int sv[2];
+	struct sites sites = { 0 };
+	FILE *f;
+
+	if (unshare(CLONE_NEWNET) < 0)
+		return -1;
+	if (run_cmd("ip link set lo up && ip addr add " GATEWAY "/32 dev lo && "
+		    "ip route add local 198.18.0.0/24 dev lo") != 0)
+		return -1;
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(path, sizeof(path), "%s/grepop.conf", dir);
+	f = fopen(path, "w");
+	fprintf(f, "pop = { name = \"t1\"; gateway_ip = \"%s\"; probe_ip = \"%s\"; "
+		   "tunnel_mtu = 1476; };\nruntime_dir = \"%s\";\nstate_dir = \"%s\";\n"
+		   "sites_file = \"%s/sites.csv\";\n"
+		   "gateway = { workers = 1; max_sites = 16; tunnel_idle_s = 1800; };\n",
+		GATEWAY, PROBE_IP, dir, dir, dir);
+	fclose(f);
+	if (conf_load(&gw.conf, path, err) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	gw.health_stale_ns = 3 * NSEC_PER_SEC;
+	gw.n_workers = 1;
+	snprintf(path, sizeof(path), "%s/state", dir);
+	if (shm_open_or_create(&gw.shm, path, 16, 1) < 0)
+		return -1;
+	rcu_register_thread();
+	if (sitetab_init(&gw) < 0)
+		return -1;
+	if (add_site(&sites, "a", ROUTER_A, "", "swg+cfw", "yes", "") < 0 ||
+	    add_site(&sites, "b", ROUTER_B, "42", "swg", "yes", "8443") < 0 ||
+	    add_site(&sites, "c", ROUTER_C, "", "swg+cfw", "no", "") < 0 ||
+	    sitetab_apply(&gw, &sites, noop_changed) < 0)
+		return -1;
+	sites_free(&sites);
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sv) < 0)
+		return -1;
+	w = calloc(1, sizeof(*w));
+	w->tun_fd[0] = sv[0];
+	tun_peer = sv[1];
+	if (worker_setup(&gw, w, 0) < 0)
+		return -1;
+	capture = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK, IPPROTO_GRE);
+	return capture < 0 ? -1 : 0;
+}
+
+static int suite_clean(void)
+{
+	char cmd[128];
+
+	sitetab_destroy(&gw);	/* first: the endpoints live in the worker's pool */
+	worker_teardown(w);
+	free(w);
+	shm_detach(&gw.shm);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return run_cmd(cmd) == 0 ? 0 : -1;
+}
+
+/* Packet builders: an IPv4 header, then GRE around it. */
+
+static size_t ipv4(uint8_t *p, const char *src, const char *dst, uint8_t proto, size_t payload,
+		   bool df)
+{
+	struct in_addr s = ip(src), d = ip(dst);
+	uint16_t total = htons((uint16_t)(20 + payload)), sum;
+
+	memset(p, 0, 20);
+	p[0] = 0x45;
+	memcpy(p + 2, &total, 2);
+	p[6] = df ? 0x40 : 0;
+	p[8] = 64;
+	p[9] = proto;
+	memcpy(p + 12, &s, 4);
+	memcpy(p + 16, &d, 4);
+	sum = htons((uint16_t)~csum_fold(csum_partial(p, 20, 0)));
+	memcpy(p + 10, &sum, 2);
+	return 20 + payload;
+}
+
+static size_t udp(uint8_t *p, const char *src, const char *dst, uint16_t dport, size_t data)
+{
+	uint8_t *u = p + 20;
+
+	memset(u, 0, 8 + data);
+	u[0] = 0x30;
+	u[1] = 0x39;
+	u[2] = (uint8_t)(dport >> 8);
+	u[3] = (uint8_t)dport;
+	u[4] = (uint8_t)((8 + data) >> 8);
+	u[5] = (uint8_t)(8 + data);
+	return ipv4(p, src, dst, IPPROTO_UDP, 8 + data, false);
+}
+
+/* A TCP SYN with an MSS option of MSS, checksum correct. */
+static size_t tcp_syn(uint8_t *p, const char *src, const char *dst, uint16_t dport, uint16_t mss)
+{
+	uint8_t *t = p + 20;
+	uint32_t sum;
+	uint16_t c;
+	size_t n;
+
+	memset(t, 0, 24);
+	t[0] = 0x9c;
+	t[1] = 0x40;
+	t[2] = (uint8_t)(dport >> 8);
+	t[3] = (uint8_t)dport;
+	t[12] = 6 << 4;
+	t[13] = 0x02;
+	t[14] = 0xff;
+	t[20] = 2;
+	t[21] = 4;
+	t[22] = (uint8_t)(mss >> 8);
+	t[23] = (uint8_t)mss;
+	n = ipv4(p, src, dst, IPPROTO_TCP, 24, true);
+	sum = csum_partial(p + 12, 8, 0) + IPPROTO_TCP + 24;
+	c = htons((uint16_t)~csum_fold(csum_partial(t, 24, sum)));
+	memcpy(t + 16, &c, 2);
+	return n;
+}
+
+static size_t icmp_echo(uint8_t *p, const char *src, const char *dst)
+{
+	uint8_t *m = p + 20;
+	uint16_t c;
+
+	memset(m, 0, 16);
+	m[0] = 8;
+	m[4] = 0x12;
+	m[6] = 0x00;
+	m[7] = 0x01;
+	c = htons((uint16_t)~csum_fold(csum_partial(m, 16, 0)));
+	memcpy(m + 2, &c, 2);
+	return ipv4(p, src, dst, IPPROTO_ICMP, 16, false);
+}
+
+/* A Cisco keepalive: inner IPv4 GRE protocol 0 from INNER_SRC to INNER_DST. */
+static size_t keepalive(uint8_t *p, const char *inner_src, const char *inner_dst, bool key)
+{
+	uint8_t *g = p + 20;
+	size_t glen = key ? 8 : 4;
+
+	memset(g, 0, glen);
+	if (key) {
+		g[0] = 0x20;
+		g[7] = 42;
+	}
+	return ipv4(p, inner_src, inner_dst, IPPROTO_GRE, glen, false);
+}
+
+/* Wrap INNER in outer IPv4 + GRE from SRC to the gateway. */
+static size_t gre(uint8_t *out, const char *src, bool key, uint32_t keyval, uint16_t proto,
+		  const uint8_t *inner, size_t len)
+{
+	size_t h = gre_build_header(out, ip(src), ip(GATEWAY), key, keyval, proto, len, 7);
+
+	memcpy(out + h, inner, len);
+	return h + len;
+}
+
+static uint64_t site_counter(const char *name, size_t offset)
+{
+	for (uint32_t s = 0; s < gw.shm.hdr->site_capacity; s++) {
+		struct shm_site *slot = shm_site_at(&gw.shm, s);
+
+		if (slot->in_use && strcmp(slot->id.name, name) == 0)
+			return *(uint64_t *)((char *)&slot->lane[0] + offset);
+	}
+	CU_FAIL("no such site");
+	return 0;
+}
+
+#define SITE(name, field) site_counter(name, offsetof(struct shm_site_lane, field))
+#define SITE_DROP(name, reason) \
+	site_counter(name, offsetof(struct shm_site_lane, drops) + 8 * (reason))
+#define POP_DROP(reason) (gw.shm.hdr->pop.lane[0].drops[reason])
+
+static void receive(const uint8_t *pkt, size_t len)
+{
+	static uint8_t copy[GW_BUF_SIZE];
+
+	memcpy(copy, pkt, len);
+	worker_begin_batch(w);
+	rcu_read_lock();
+	worker_handle_gre(w, copy, len);
+	worker_flush_tx(w);
+	rcu_read_unlock();
+}
+
+static void from_tun(const uint8_t *pkt, size_t len)
+{
+	static uint8_t copy[GW_BUF_SIZE];
+
+	memcpy(copy, pkt, len);
+	worker_begin_batch(w);
+	rcu_read_lock();
+	worker_handle_tun(w, 0, copy, len);
+	worker_flush_tx(w);
+	rcu_read_unlock();
+}
+
+/* The next packet written to the TUN, or -1 when there is none. */
+static ssize_t tun_read(uint8_t *buf)
+{
+	return read(tun_peer, buf, GW_BUF_SIZE);
+}
+
+/* The next GRE packet sent to a router (outer IPv4 header first), or -1. */
+static ssize_t sent_read(uint8_t *buf)
+{
+	struct pollfd pfd = { .fd = capture, .events = POLLIN };
+
+	if (poll(&pfd, 1, 200) <= 0)
+		return -1;
+	return recv(capture, buf, GW_BUF_SIZE, 0);
+}
+
+static void drain(void)
+{
+	uint8_t buf[GW_BUF_SIZE];
+
+	while (tun_read(buf) > 0)
+		;
+	while (recv(capture, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+		;
+}
+
+static void test_deliver_and_establish(void)
+{
+	uint8_t in[256], pkt[300], out[GW_BUF_SIZE];
+	size_t n;
+
+	set_health(SHM_HEALTH_UP, SHM_HEALTH_UP, true);
+	drain();
+	n = gre(pkt, ROUTER_A, false, 0, GRE_PROTO_IPV4, in,
+		udp(in, "10.1.0.2", "198.19.0.2", 53, 10));
+	receive(pkt, n);
+	CU_ASSERT_EQUAL(tun_read(out), 38);
+	CU_ASSERT(memcmp(out, in, 38) == 0);
+	CU_ASSERT_EQUAL(SITE("a", rx_packets), 1);
+	CU_ASSERT_EQUAL(SITE("a", rx_bytes), 38);
+	CU_ASSERT(SITE("a", established_ns) > 0);
+	CU_ASSERT(SITE("a", last_user_ns) > 0);
+}
+
+static void test_unknown_key_disabled(void)
+{
+	uint8_t in[256], pkt[300], out[GW_BUF_SIZE];
+	size_t len = udp(in, "10.2.0.2", "198.19.0.2", 443, 0);
+	uint64_t unknown = POP_DROP(SHM_DROP_UNKNOWN_SOURCE);
+
+	set_health(SHM_HEALTH_UP, SHM_HEALTH_UP, true);
+	drain();
+	receive(pkt, gre(pkt, "198.18.0.99", false, 0, GRE_PROTO_IPV4, in, len));
+	CU_ASSERT_EQUAL(POP_DROP(SHM_DROP_UNKNOWN_SOURCE), unknown + 1);
+	receive(pkt, gre(pkt, ROUTER_B, true, 41, GRE_PROTO_IPV4, in, len));
+	receive(pkt, gre(pkt, ROUTER_B, false, 0, GRE_PROTO_IPV4, in, len));
+	CU_ASSERT_EQUAL(SITE_DROP("b", SHM_DROP_BAD_KEY), 2);
+	receive(pkt, gre(pkt, ROUTER_C, false, 0, GRE_PROTO_IPV4, in, len));
+	CU_ASSERT_EQUAL(SITE_DROP("c", SHM_DROP_DISABLED), 1);
+	CU_ASSERT_EQUAL(tun_read(out), -1);
+	CU_ASSERT_EQUAL(sent_read(out), -1);
+}
+
+static void test_policy_swg_only(void)
+{
+	uint8_t in[256], pkt[300], out[GW_BUF_SIZE];
+
+	set_health(SHM_HEALTH_UP, SHM_HEALTH_UP, true);
+	drain();
+	receive(pkt, gre(pkt, ROUTER_B, true, 42, GRE_PROTO_IPV4, in,
+			 udp(in, "10.3.0.2", "198.19.0.2", 53, 4)));
+	CU_ASSERT_EQUAL(SITE_DROP("b", SHM_DROP_POLICY), 1);
+	receive(pkt, gre(pkt, ROUTER_B, true, 42, GRE_PROTO_IPV4, in,
+			 tcp_syn(in, "10.3.0.2", "198.19.0.2", 8443, 1200)));
+	CU_ASSERT(tun_read(out) > 0);
+	receive(pkt, gre(pkt, ROUTER_B, true, 42, GRE_PROTO_IPV4, in,
+			 tcp_syn(in, "10.3.0.2", "198.19.0.2", 22, 1200)));
+	CU_ASSERT_EQUAL(SITE_DROP("b", SHM_DROP_POLICY), 2);
+	CU_ASSERT_EQUAL(SITE("b", rx_packets), 1);
+}
+
+static void test_mss_clamped(void)
+{
+	uint8_t in[256], pkt[300], out[GW_BUF_SIZE];
+	size_t n;
+
+	set_health(SHM_HEALTH_UP, SHM_HEALTH_UP, true);
+	drain();
+	n = tcp_syn(in, "10.1.0.2", "198.19.0.2", 443, 1460);
+	receive(pkt, gre(pkt, ROUTER_A, false, 0, GRE_PROTO_IPV4, in, n));
+	CU_ASSERT_EQUAL(tun_read(out), (ssize_t)n);
+	CU_ASSERT_EQUAL((out[42] << 8) | out[43], 1436);
+	/* The checksum still verifies: pseudo-header + segment sums to 0xffff. */
+	CU_ASSERT_EQUAL(csum_fold(csum_partial(out + 20, 24, csum_partial(out + 12, 8, 0) +
+					       IPPROTO_TCP + 24)), 0xffff);
+}
+
+static void test_keepalive_reflected(void)
+{
+	uint8_t in[256], pkt[300], out[GW_BUF_SIZE];
+	size_t n;
+	uint64_t before = SITE("b", keepalives);
+
+	set_health(SHM_HEALTH_UP, SHM_HEALTH_UP, true);
+	drain();
+	n = keepalive(in, GATEWAY, ROUTER_B, true);
+	receive(pkt, gre(pkt, ROUTER_B, true, 42, GRE_PROTO_IPV4, in, n));
+	CU_ASSERT_EQUAL(SITE("b", keepalives), before + 1);
+	CU_ASSERT(SITE("b", last_keepalive_ns) > 0);
+	/* What went out is the inner packet, unchanged: GRE protocol 0 to the router. */
+	CU_ASSERT_EQUAL(sent_read(out), (ssize_t)n);
+	CU_ASSERT(memcmp(out + 12, in + 12, 8) == 0);
+	CU_ASSERT_EQUAL(out[20 + 2], 0);
+	CU_ASSERT_EQUAL(out[20 + 3], 0);
+	CU_ASSERT_EQUAL(tun_read(out), -1);
+}
+
+static void test_keepalive_reflection_refused(void)
+{
+	uint8_t in[256], pkt[300], out[GW_BUF_SIZE];
+
+	set_health(SHM_HEALTH_UP, SHM_HEALTH_UP, true);
+	drain();
+	/* A keepalive whose inner destination is someone else. */
+	receive(pkt, gre(pkt, ROUTER_A, false, 0, GRE_PROTO_IPV4, in,
+			 keepalive(in, GATEWAY, "198.18.0.77", false)));
+	CU_ASSERT_EQUAL(SITE_DROP("a", SHM_DROP_REFLECT), 1);
+	CU_ASSERT_EQUAL(sent_read(out), -1);
+}
+
+static void test_withheld_when_unhealthy(void)
+{
+	uint8_t in[256], pkt[300], out[GW_BUF_SIZE];
+	size_t n = keepalive(in, GATEWAY, ROUTER_A, false);
+	uint64_t withheld = SITE_DROP("a", SHM_DROP_NOT_SERVING);
+
+	drain();
+	set_health(SHM_HEALTH_DOWN, SHM_HEALTH_UP, true);
+	receive(pkt, gre(pkt, ROUTER_A, false, 0, GRE_PROTO_IPV4, in, n));
+	set_health(SHM_HEALTH_UP, SHM_HEALTH_UP, false);	/* healthd silent: unknown */
+	receive(pkt, gre(pkt, ROUTER_A, false, 0, GRE_PROTO_IPV4, in, n));
+	set_health(SHM_HEALTH_UP, SHM_HEALTH_UP, true);
+	gw.shm.hdr->pop.accept_mode = SHM_ACCEPT_DRAIN;
+	receive(pkt, gre(pkt, ROUTER_A, false, 0, GRE_PROTO_IPV4, in, n));
+	CU_ASSERT_EQUAL(SITE_DROP("a", SHM_DROP_NOT_SERVING), withheld + 3);
+	CU_ASSERT_EQUAL(sent_read(out), -1);
+
+	/* Draining still carries the established tunnel's traffic. */
+	n = udp(in, "10.1.0.2", "198.19.0.2", 53, 0);
+	receive(pkt, gre(pkt, ROUTER_A, false, 0, GRE_PROTO_IPV4, in, n));
+	CU_ASSERT_EQUAL(tun_read(out), (ssize_t)n);
+
+	/* no-new answers keepalives of established tunnels. */
+	gw.shm.hdr->pop.accept_mode = SHM_ACCEPT_NO_NEW;
+	n = keepalive(in, GATEWAY, ROUTER_A, false);
+	receive(pkt, gre(pkt, ROUTER_A, false, 0, GRE_PROTO_IPV4, in, n));
+	CU_ASSERT_EQUAL(sent_read(out), (ssize_t)n);
+	gw.shm.hdr->pop.accept_mode = SHM_ACCEPT_ACCEPT;
+}
+
+static void test_new_tunnel_refused(void)
+{
+	uint8_t in[256], pkt[300], out[GW_BUF_SIZE];
+	struct shm_site *slot = NULL;
+	size_t n = udp(in, "10.1.0.2", "198.19.0.2", 53, 0);
+
+	for (uint32_t s = 0; s < gw.shm.hdr->site_capacity; s++)
+		if (strcmp(shm_site_at(&gw.shm, s)->id.name, "a") == 0)
+			slot = shm_site_at(&gw.shm, s);
+	CU_ASSERT_FATAL(slot != NULL);
+	drain();
+	/* Make site a's tunnel idle for longer than tunnel_idle_s. */
+	slot->lane[0].last_seen_ns = now_realtime_ns() - 3600 * NSEC_PER_SEC;
+	set_health(SHM_HEALTH_UP, SHM_HEALTH_DOWN, true);
+	receive(pkt, gre(pkt, ROUTER_A, false, 0, GRE_PROTO_IPV4, in, n));
+	CU_ASSERT_EQUAL(SITE_DROP("a", SHM_DROP_AUTH_FAILURE), 1);
+	set_health(SHM_HEALTH_UP, SHM_HEALTH_UP, true);
+	gw.shm.hdr->pop.accept_mode = SHM_ACCEPT_NO_NEW;
+	receive(pkt, gre(pkt, ROUTER_A, false, 0, GRE_PROTO_IPV4, in, n));
+	CU_ASSERT_EQUAL(SITE_DROP("a", SHM_DROP_AUTH_FAILURE), 2);
+	CU_ASSERT_EQUAL(tun_read(out), -1);
+	gw.shm.hdr->pop.accept_mode = SHM_ACCEPT_ACCEPT;
+	receive(pkt, gre(pkt, ROUTER_A, false, 0, GRE_PROTO_IPV4, in, n));
+	CU_ASSERT_EQUAL(tun_read(out), (ssize_t)n);
+	/* Established now: a health flip no longer stops its traffic. */
+	set_health(SHM_HEALTH_DOWN, SHM_HEALTH_DOWN, true);
+	receive(pkt, gre(pkt, ROUTER_A, false, 0, GRE_PROTO_IPV4, in, n));
+	CU_ASSERT_EQUAL(tun_read(out), (ssize_t)n);
+}
+
+static void test_probe_answered(void)
+{
+	uint8_t in[256], pkt[300], out[GW_BUF_SIZE];
+	uint64_t probes = SITE("a", probes);
+
+	set_health(SHM_HEALTH_UP, SHM_HEALTH_UP, true);
+	drain();
+	receive(pkt, gre(pkt, ROUTER_A, false, 0, GRE_PROTO_IPV4, in,
+			 icmp_echo(in, "10.1.0.1", PROBE_IP)));
+	CU_ASSERT_EQUAL(SITE("a", probes), probes + 1);
+	/* Back through the tunnel: outer 20 + GRE 4 + IPv4 20 + echo reply. */
+	CU_ASSERT_EQUAL(sent_read(out), 20 + 4 + 36);
+	CU_ASSERT_EQUAL(out[24 + 20], 0);
+	CU_ASSERT(memcmp(out + 24 + 16, in + 12, 4) == 0);	/* to the prober */
+	/* An echo to any other address is ordinary traffic. */
+	receive(pkt, gre(pkt, ROUTER_A, false, 0, GRE_PROTO_IPV4, in,
+			 icmp_echo(in, "10.1.0.1", "198.19.0.2")));
+	CU_ASSERT(tun_read(out) > 0);
+	CU_ASSERT_EQUAL(SITE("a", probes), probes + 1);
+}
+
+static void test_too_big(void)
+{
+	uint8_t in[2000], pkt[2100], out[GW_BUF_SIZE];
+	size_t n;
+
+	set_health(SHM_HEALTH_UP, SHM_HEALTH_UP, true);
+	drain();
+	n = tcp_syn(in, "10.1.0.2", "198.19.0.2", 443, 1400);
+	/* Grow it to 1500 bytes with DF. */
+	memset(in + n, 0, 1500 - n);
+	n = ipv4(in, "10.1.0.2", "198.19.0.2", IPPROTO_TCP, 1480, true);
+	receive(pkt, gre(pkt, ROUTER_A, false, 0, GRE_PROTO_IPV4, in, n));
+	CU_ASSERT_EQUAL(SITE_DROP("a", SHM_DROP_TOO_BIG), 1);
+	CU_ASSERT(sent_read(out) > 24 + 28);
+	CU_ASSERT_EQUAL(out[24 + 20], 3);	/* destination unreachable */
+	CU_ASSERT_EQUAL(out[24 + 21], 4);	/* fragmentation needed */
+	CU_ASSERT_EQUAL((out[24 + 26] << 8) | out[24 + 27], 1476);
+	/* Without DF: dropped in silence. */
+	n = ipv4(in, "10.1.0.2", "198.19.0.2", IPPROTO_TCP, 1480, false);
+	receive(pkt, gre(pkt, ROUTER_A, false, 0, GRE_PROTO_IPV4, in, n));
+	CU_ASSERT_EQUAL(SITE_DROP("a", SHM_DROP_TOO_BIG), 2);
+	CU_ASSERT_EQUAL(sent_read(out), -1);
+	CU_ASSERT_EQUAL(tun_read(out), -1);
+}
+
+static void test_return_path(void)
+{
+	uint8_t in[256], out[GW_BUF_SIZE];
+	uint64_t no_route = POP_DROP(SHM_DROP_NO_ROUTE_BACK);
+	size_t n;
+
+	set_health(SHM_HEALTH_UP, SHM_HEALTH_UP, true);
+	drain();
+	/* Site b's endpoint 10.3.0.2 was learned by test_policy_swg_only. */
+	n = udp(in, "198.19.0.2", "10.3.0.2", 4000, 20);
+	from_tun(in, n);
+	CU_ASSERT_EQUAL(sent_read(out), (ssize_t)(20 + 8 + n));
+	CU_ASSERT_EQUAL(out[20], 0x20);				/* K bit */
+	CU_ASSERT_EQUAL(out[20 + 7], 42);			/* site b's key */
+	CU_ASSERT(memcmp(out + 16, &(struct in_addr){ ip(ROUTER_B).s_addr }, 4) == 0);
+	CU_ASSERT(memcmp(out + 28, in, n) == 0);
+	CU_ASSERT_EQUAL(SITE("b", tx_packets), 1);
+	/* Nobody behind this one. */
+	from_tun(in, udp(in, "198.19.0.2", "10.99.0.1", 4000, 20));
+	CU_ASSERT_EQUAL(POP_DROP(SHM_DROP_NO_ROUTE_BACK), no_route + 1);
+	CU_ASSERT_EQUAL(sent_read(out), -1);
+}
+
+/* Every packet read ends in exactly one counter. */
+static void test_every_packet_counted(void)
+{
+	struct shm_pop_totals pop;
+	uint64_t ends = 0;
+
+	shm_pop_sum(&gw.shm, &pop);
+	for (int d = 0; d < SHM_DROP_COUNT; d++)
+		ends += pop.drops[d];
+	for (uint32_t s = 0; s < gw.shm.hdr->site_capacity; s++) {
+		struct shm_site *slot = shm_site_at(&gw.shm, s);
+		struct shm_site_totals t;
+
+		if (!slot->in_use)
+			continue;
+		shm_site_sum(&gw.shm, slot, &t);
+		ends += t.rx_packets + t.tx_packets + t.keepalives + t.probes;
+		for (int d = 0; d < SHM_DROP_SITE_COUNT; d++)
+			ends += t.drops[d];
+	}
+	/* Packets in: GRE read plus TUN read (the TUN ones: tx or a POP drop). */
+	CU_ASSERT_EQUAL(ends, pop.rx_packets + 2);
+}
+
+int main(void)
+{
+	CU_pSuite s;
+	unsigned failed;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	s = CU_add_suite("gatewayd worker", suite_init, suite_clean);
+	CU_add_test(s, "deliver and establish", test_deliver_and_establish);
+	CU_add_test(s, "unknown source, bad key, disabled", test_unknown_key_disabled);
+	CU_add_test(s, "policy: swg only", test_policy_swg_only);
+	CU_add_test(s, "MSS clamped", test_mss_clamped);
+	CU_add_test(s, "keepalive reflected", test_keepalive_reflected);
+	CU_add_test(s, "keepalive reflection refused", test_keepalive_reflection_refused);
+	CU_add_test(s, "withheld when unhealthy or draining", test_withheld_when_unhealthy);
+	CU_add_test(s, "new tunnel refused", test_new_tunnel_refused);
+	CU_add_test(s, "probe answered", test_probe_answered);
+	CU_add_test(s, "too big", test_too_big);
+	CU_add_test(s, "return path", test_return_path);
+	CU_add_test(s, "every packet counted", test_every_packet_counted);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	failed = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
+	CU_cleanup_registry();
+	return failed ? 1 : 0;
+}
