@@ -628,6 +628,13 @@ static void test_outer_ipv4(void)
 	memcpy(copy, buf, len);
 	copy[10] ^= 0xff;
 	CU_ASSERT_EQUAL(gre_parse(copy, len, &g), SHM_DROP_BAD_HEADER);
+	/* A refused outer header leaves no source to charge... */
+	CU_ASSERT_EQUAL(g.src.s_addr, 0);
+	/* ...a refused GRE header behind a valid one does. */
+	memcpy(copy, buf, len);
+	copy[21] |= 0x01;
+	CU_ASSERT_EQUAL(gre_parse(copy, len, &g), SHM_DROP_BAD_HEADER);
+	CU_ASSERT_EQUAL(g.src.s_addr, a4(OUTER_SRC).s_addr);
 
 	/* Fragments: more-fragments, an offset, both. DF alone is fine. */
 	static const uint16_t frags[] = { 0x2000, 0x0001, 0x1fff, 0x20b9 };
