@@ -108,6 +108,13 @@ class Demo:
         code, got, speed = (out.split() + ["0", "0", "0"])[:3]
         return code == "200" and int(got) == size, float(speed) * 8 / 1e6
 
+    def background_downloads(self):
+        """A rate-limited download from each branch, so throughput shows."""
+        for host in ("branch", "branch2"):
+            self.lab.popen(host, ["curl", "-s", "-m", "60", "--limit-rate", "5M", "-o",
+                                  "/dev/null", f"http://{lablib.SVC_IP}/blob/200000000"],
+                           name=f"{host}-download")
+
     def run(self):
         self.done = False
         self.start()
@@ -119,7 +126,9 @@ class Demo:
         ok, mbps = self.download("branch", 20_000_000)
         say(f"A 20 MB download from the Cisco branch through pop1: "
             f"{'complete' if ok else 'FAILED'}, {mbps:.0f} Mbit/s")
-        time.sleep(1.5)
+        say("A steady download from each branch (5 MB/s each); grepopctl site list on pop1:")
+        self.background_downloads()
+        time.sleep(2.5)
         show(self.ctl("pop1", "site", "list"))
 
         say("pop1's web service fails")
