@@ -335,9 +335,14 @@ class Lab:
         self.run(role, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
         self.run(role, ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])
 
-    def add_router(self, name="router", wan_ip=f"{WAN_NET}.2"):
-        """A branch router on the WAN. Add branches with add_branch."""
+    def add_router(self, name="router", wan_ip=f"{WAN_NET}.2", ipv6=False):
+        """A branch router on the WAN. Add branches with add_branch. Without
+        IPV6 the router has IPv6 disabled, so its tunnels carry only what a
+        test sends (no router solicitations or MLD reports from the TUN)."""
         self._ns_add(name)
+        if not ipv6:
+            for key in ("all", "default"):
+                self.run(name, ["sysctl", "-qw", f"net.ipv6.conf.{key}.disable_ipv6=1"])
         self._wan_join(name, wan_ip)
         self._forwarding(name)
         self.routers[name] = {"wan_ip": wan_ip, "branches": [], "extra_ips": []}
