@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "lib/conf.h"
 #include "lib/conf_util.h"
@@ -498,14 +499,28 @@ static const struct conf_key tenant_keys[] = {
 	{ .name = NULL }
 };
 
+/* Index of the first route of T that U routes in the same table, or -1. */
+static int tenant_route_clash(const struct conf_tenant *t, const struct conf_tenant *u)
+{
+	if (t->table != u->table)
+		return -1;
+	for (unsigned r = 0; r < t->n_routes; r++)
+		for (unsigned q = 0; q < u->n_routes; q++)
+			if (conf_prefix_equal(&t->routes[r], &u->routes[q]))
+				return (int)r;
+	return -1;
+}
+
 /* Names and TUN devices are unique; one table routes a prefix only once. */
 static int tenant_check_unique(struct conf_loader *ld, const config_setting_t *elem,
 			       const struct conf *conf, unsigned i)
 {
 	const struct conf_tenant *t = &conf->tenants[i];
+	const config_setting_t *routes = config_setting_get_member(elem, "routes");
 
 	for (unsigned j = 0; j < i; j++) {
 		const struct conf_tenant *u = &conf->tenants[j];
+		int clash = tenant_route_clash(t, u);
 
 		if (!strcmp(u->name, t->name))
 			return conf_fail(ld, config_setting_get_member(elem, "name"),
@@ -515,13 +530,10 @@ static int tenant_check_unique(struct conf_loader *ld, const config_setting_t *e
 			return conf_fail(ld, config_setting_get_member(elem, "tun"),
 					 "\"%s\" is already the TUN device of tenant \"%s\"",
 					 t->tun, u->name);
-		for (unsigned r = 0; r < t->n_routes && u->table == t->table; r++)
-			for (unsigned q = 0; q < u->n_routes; q++)
-				if (conf_prefix_equal(&t->routes[r], &u->routes[q]))
-					return conf_fail(ld, config_setting_get_elem(
-						config_setting_get_member(elem, "routes"), r),
-						"this prefix is already routed to tenant \"%s\" "
-						"in the same table (%u)", u->name, u->table);
+		if (clash >= 0)
+			return conf_fail(ld, config_setting_get_elem(routes, (unsigned)clash),
+					 "this prefix is already routed to tenant \"%s\" in the "
+					 "same table (%u)", u->name, u->table);
 	}
 	return 0;
 }
@@ -713,7 +725,11 @@ static int conf_read(struct conf_loader *ld, config_t *cfg, const char *path)
 	if (config_read_file(cfg, path))
 		return 0;
 	if (config_error_type(cfg) == CONFIG_ERR_FILE_IO) {
+		struct stat st;
 		int saved = errno;
+
+		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+			saved = EISDIR;
 
 		snprintf(ld->err, CONF_ERR_MAX, "%.300s:0: cannot read the file: %s", path,
 			 strerror(saved ? saved : EIO));

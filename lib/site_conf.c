@@ -169,7 +169,7 @@ static int port_compare(const void *a, const void *b)
 /* "80;8080": sorted, no duplicates, at most SHM_MAX_HTTP_PORTS. */
 static int set_http_ports(struct site_conf *site, const char *value, char *err)
 {
-	uint16_t ports[SHM_MAX_HTTP_PORTS];
+	uint16_t ports[SHM_MAX_HTTP_PORTS] = { 0 };
 	unsigned n = 0;
 	const char *p = value;
 	char text[8];
