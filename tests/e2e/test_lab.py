@@ -174,10 +174,11 @@ def test_counts_are_exact(lab):
     """Every packet routed into the TUN becomes one GRE packet at the POP,
     and nothing else is sent (no keepalives or probes configured)."""
     echo1 = lab.start_echo("pop1", "--echo-icmp")
-    router = lab.start_router(["--seq"], backup=None)
+    router = lab.start_router(["--seq"], backup=None, ipv6=False)
     try:
         lab.run("branch", ["ping", "-c3", "-i", "0.2", "-W2", "198.19.0.2"])
         lablib.wait_for(lambda: router.status()["rx_packets"] == 3, 3, what="3 replies")
+        lablib.wait_for(lambda: echo1.stats()["probes"] == 3, 3, what="3 echoes at pop1")
         st, seen = router.status(), echo1.stats()
         assert (st["tx_packets"], st["drops"]) == (3, 0)
         assert (seen["data"], seen["probes"], seen["keepalives"], seen["bad"]) == (0, 3, 0, 0)

@@ -335,14 +335,9 @@ class Lab:
         self.run(role, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
         self.run(role, ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])
 
-    def add_router(self, name="router", wan_ip=f"{WAN_NET}.2", ipv6=False):
-        """A branch router on the WAN. Add branches with add_branch. Without
-        IPV6 the router has IPv6 disabled, so its tunnels carry only what a
-        test sends (no router solicitations or MLD reports from the TUN)."""
+    def add_router(self, name="router", wan_ip=f"{WAN_NET}.2"):
+        """A branch router on the WAN. Add branches with add_branch."""
         self._ns_add(name)
-        if not ipv6:
-            for key in ("all", "default"):
-                self.run(name, ["sysctl", "-qw", f"net.ipv6.conf.{key}.disable_ipv6=1"])
         self._wan_join(name, wan_ip)
         self._forwarding(name)
         self.routers[name] = {"wan_ip": wan_ip, "branches": [], "extra_ips": []}
@@ -410,11 +405,13 @@ class Lab:
     # -- the branch router's tunnels
 
     def start_router(self, args=(), router="router", site=None, pop="pop1", backup="pop2",
-                     tun=None, wait=True):
+                     tun=None, wait=True, ipv6=True):
         """Start grerouter in ROUTER's namespace for the tunnel of branch SITE
         (default: the router's first branch) to POP, with BACKUP (None for
         none) and extra ARGS (e.g. ["--keepalive", "1,3", "--key", "7"]);
-        route the service and probe prefixes into its TUN. Returns a Router."""
+        route the service and probe prefixes into its TUN. Returns a Router.
+        Without IPV6 the TUN is created with IPv6 disabled, so the tunnel
+        carries exactly what the test sends (no MLD reports, solicitations)."""
         r = self.routers[router]
         branch = next(b for b in r["branches"] if site in (None, b["name"]))
         idx = r["branches"].index(branch)
@@ -424,14 +421,26 @@ class Lab:
                "--tun", tun, "--status", status]
         if backup:
             cmd += ["--backup", self.pop_ip(backup)]
-        proc = Router(self, self.ns(router), cmd + list(args), f"{router}-{tun}", status, tun)
-        self.procs.append(proc)
+        if not ipv6:
+            self._ipv6_default(router, False)
+        try:
+            proc = Router(self, self.ns(router), cmd + list(args), f"{router}-{tun}", status,
+                          tun)
+            self.procs.append(proc)
+            if wait or not ipv6:
+                wait_for(lambda: proc.status() or not proc.alive(), 5, what=f"{tun} status")
+        finally:
+            if not ipv6:
+                self._ipv6_default(router, True)
+        if not proc.alive():
+            raise LabError(f"grerouter exited: {proc.log()}")
         if wait:
-            wait_for(lambda: proc.status() or not proc.alive(), 5, what=f"{tun} status")
-            if not proc.alive():
-                raise LabError(f"grerouter exited: {proc.log()}")
             self._tunnel_routes(router, branch, tun, idx)
         return proc
+
+    def _ipv6_default(self, role, on):
+        """IPv6 on (or off) for interfaces created from now on in ROLE."""
+        self.run(role, ["sysctl", "-qw", f"net.ipv6.conf.default.disable_ipv6={int(not on)}"])
 
     def start_echo(self, pop, *args):
         """Run gre_echo.py (ARGS: e.g. "--echo-icmp") on POP's gateway IP in
