@@ -636,7 +636,8 @@ static void usage(FILE *out)
 		"  --pop IP               primary POP (gateway IP)\n"
 		"  --backup IP            backup POP, used while the primary is down\n"
 		"  --tun NAME             TUN device to create (default gre-r)\n"
-		"  --mtu N                TUN MTU (default 1476)\n"
+		"  --mtu N                TUN MTU (default 1476 less 4 bytes per GRE option\n"
+		"                         and 8 for MetaData, as a 1500-byte WAN allows)\n"
 		"  --key N                GRE key (K bit)\n"
 		"  --checksum             GRE checksum (C bit)\n"
 		"  --seq                  GRE sequence numbers (S bit)\n"
@@ -789,7 +790,7 @@ static int parse_args(struct opts *o, int argc, char **argv)
 	bool have_local = false, have_pop = false;
 	int c, ret;
 
-	*o = (struct opts){ .tun = "gre-r", .mtu = 1476, .n_pops = 1, .rise = 2 };
+	*o = (struct opts){ .tun = "gre-r", .n_pops = 1, .rise = 2 };
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		ret = parse_opt(o, c, optarg);
 		if (ret)
@@ -803,6 +804,8 @@ static int parse_args(struct opts *o, int argc, char **argv)
 		return bad("--local and --pop", "", "are required (see --help)");
 	if (o->probe.on && o->probe_src.s_addr == 0)
 		return bad("--probe", "", "needs --probe-src");
+	if (o->mtu == 0)	/* what fits a 1500-byte WAN with these options */
+		o->mtu = (unsigned)(1500 - 20 - gre_len(o, o->meta));
 	return 0;
 }
 

@@ -476,7 +476,8 @@ class Lab:
 
     # -- gatewayd configuration
 
-    def write_conf(self, pop, runtime_dir=None, sites=None, tenants=None, extra=""):
+    def write_conf(self, pop, runtime_dir=None, sites=None, tenants=None, extra="",
+                   tunnel_mtu=1476):
         """Write POP's grepop.conf (from grepop.conf.in) and its sites CSV
         under pop_dir(POP); RUNTIME_DIR defaults to pop_dir(POP)/run.
 
@@ -495,7 +496,7 @@ class Lab:
         port = 19100 + 10 * p["index"]
         values = {
             "POP_NAME": pop, "GATEWAY_IP": p["wan_ip"], "PROBE_IP": PROBE_IP,
-            "WAN_INTERFACE": "wan0", "TUNNEL_MTU": "1476",
+            "WAN_INTERFACE": "wan0", "TUNNEL_MTU": str(tunnel_mtu),
             "BACKUP_POPS": ", ".join(f'"{b}"' for b in self.pops if b != pop),
             "RUNTIME_DIR": runtime_dir, "STATE_DIR": state_dir, "SITES_FILE": sites_file,
             "TENANTS": tenants_conf(tenants or self.default_tenants()),
