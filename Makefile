@@ -117,7 +117,7 @@ check-run: tests
 demo:
 	@scripts/deps.sh
 	@$(MAKE) --no-print-directory all
-	@tests/demo.sh $(BUILD)
+	@/usr/bin/python3 tests/demo.py --build $(BUILD)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin
