@@ -410,11 +410,13 @@ class Lab:
     # -- the branch router's tunnels
 
     def start_router(self, args=(), router="router", site=None, pop="pop1", backup="pop2",
-                     tun=None, wait=True):
+                     tun=None, wait=True, ipv6=True):
         """Start grerouter in ROUTER's namespace for the tunnel of branch SITE
         (default: the router's first branch) to POP, with BACKUP (None for
         none) and extra ARGS (e.g. ["--keepalive", "1,3", "--key", "7"]);
-        route the service and probe prefixes into its TUN. Returns a Router."""
+        route the service and probe prefixes into its TUN. Returns a Router.
+        Without IPV6 the TUN is created with IPv6 disabled, so the tunnel
+        carries exactly what the test sends (no MLD reports, solicitations)."""
         r = self.routers[router]
         branch = next(b for b in r["branches"] if site in (None, b["name"]))
         idx = r["branches"].index(branch)
@@ -424,14 +426,26 @@ class Lab:
                "--tun", tun, "--status", status]
         if backup:
             cmd += ["--backup", self.pop_ip(backup)]
-        proc = Router(self, self.ns(router), cmd + list(args), f"{router}-{tun}", status, tun)
-        self.procs.append(proc)
+        if not ipv6:
+            self._ipv6_default(router, False)
+        try:
+            proc = Router(self, self.ns(router), cmd + list(args), f"{router}-{tun}", status,
+                          tun)
+            self.procs.append(proc)
+            if wait or not ipv6:
+                wait_for(lambda: proc.status() or not proc.alive(), 5, what=f"{tun} status")
+        finally:
+            if not ipv6:
+                self._ipv6_default(router, True)
+        if not proc.alive():
+            raise LabError(f"grerouter exited: {proc.log()}")
         if wait:
-            wait_for(lambda: proc.status() or not proc.alive(), 5, what=f"{tun} status")
-            if not proc.alive():
-                raise LabError(f"grerouter exited: {proc.log()}")
             self._tunnel_routes(router, branch, tun, idx)
         return proc
+
+    def _ipv6_default(self, role, on):
+        """IPv6 on (or off) for interfaces created from now on in ROLE."""
+        self.run(role, ["sysctl", "-qw", f"net.ipv6.conf.default.disable_ipv6={int(not on)}"])
 
     def start_echo(self, pop, *args):
         """Run gre_echo.py (ARGS: e.g. "--echo-icmp") on POP's gateway IP in
@@ -467,7 +481,8 @@ class Lab:
 
     # -- gatewayd configuration
 
-    def write_conf(self, pop, runtime_dir=None, sites=None, tenants=None, extra=""):
+    def write_conf(self, pop, runtime_dir=None, sites=None, tenants=None, extra="",
+                   tunnel_mtu=1476):
         """Write POP's grepop.conf (from grepop.conf.in) and its sites CSV
         under pop_dir(POP); RUNTIME_DIR defaults to pop_dir(POP)/run.
 
@@ -486,7 +501,7 @@ class Lab:
         feed, snapshot, http = self.stats_ports(pop)
         values = {
             "POP_NAME": pop, "GATEWAY_IP": p["wan_ip"], "PROBE_IP": PROBE_IP,
-            "WAN_INTERFACE": "wan0", "TUNNEL_MTU": "1476",
+            "WAN_INTERFACE": "wan0", "TUNNEL_MTU": str(tunnel_mtu),
             "BACKUP_POPS": ", ".join(f'"{b}"' for b in self.pops if b != pop),
             "RUNTIME_DIR": runtime_dir, "STATE_DIR": state_dir, "SITES_FILE": sites_file,
             "TENANTS": tenants_conf(tenants or self.default_tenants()),
