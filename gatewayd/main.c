@@ -116,10 +116,12 @@ static int tenant_rules(const struct conf_tenant *ten, unsigned index, bool add)
 	for (int f = 0; f < 2; f++) {
 		int family = f ? AF_INET6 : AF_INET;
 
+		const struct conf_prefix *dflt = f ? &default_v6 : &default_v4;
+
 		r = r ? r : rule(family, ten->table, ten->tun, NULL, prio);
 		if (ten->downstream[0]) {
 			r = r ? r : rule(family, ten->table, ten->downstream, NULL, prio);
-			r = r ? r : route(f ? &default_v6 : &default_v4, ten->downstream, ten->table);
+			r = r ? r : route(dflt, ten->downstream, ten->table);
 		}
 	}
 	return r;
