@@ -138,6 +138,8 @@ install: all
 	done
 	install -D -m 0644 systemd/grepop.sysusers $(DESTDIR)/usr/lib/sysusers.d/grepop.conf
 	[ -n "$(DESTDIR)" ] || systemd-sysusers /usr/lib/sysusers.d/grepop.conf
+	install -d $(DESTDIR)$(PREFIX)/share/grepop/www
+	install -m 0644 statsd/www/* $(DESTDIR)$(PREFIX)/share/grepop/www/
 	for m in man/*.[1-8]; do \
 		[ -e "$$m" ] || continue; \
 		install -D -m 0644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man$${m##*.}/$$(basename "$$m"); \
