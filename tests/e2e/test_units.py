@@ -49,7 +49,8 @@ def unit_settings(text):
 @pytest.fixture(scope="module")
 def destdir(tmp_path_factory):
     """`make install DESTDIR=tmp PREFIX=/usr` of the existing build."""
-    missing = [p for p in DAEMONS + ("grepopctl",) if not os.access(os.path.join(BUILD, p), os.X_OK)]
+    missing = [p for p in DAEMONS + ("grepopctl",)
+               if not os.access(os.path.join(BUILD, p), os.X_OK)]
     if missing:
         pytest.skip("%s: not built: %s" % (BUILD, " ".join(missing)))
     dest = tmp_path_factory.mktemp("destdir")
@@ -126,9 +127,9 @@ def test_units_verify(destdir, tmp_path):
     assert r.stderr.strip() == "" and r.stdout.strip() == "", r.stderr + r.stdout
 
 
-def test_verify_catches_a_broken_unit(destdir, tmp_path):
+def test_verify_catches_a_broken_unit(tmp_path):
     """The check above can fail: a misspelt key and a missing binary are seen."""
-    text = unit_text("grepop-statsd.service", str(destdir / "usr"))
+    text = unit_text("grepop-statsd.service", str(tmp_path / "usr"))
     broken = text.replace("UMask=", "UMsak=").replace("/sbin/statsd", "/sbin/no-such-statsd")
     (tmp_path / "grepop-statsd.service").write_text(broken)
     r = run(["systemd-analyze", "verify", "--man=no", str(tmp_path / "grepop-statsd.service")])
@@ -161,6 +162,18 @@ def test_an_unhardened_unit_scores_high(tmp_path):
     path.write_text("[Service]\nType=notify\nExecStart=/usr/sbin/statsd\n")
     score, _ = exposure(path)
     assert score > 8.0
+
+
+def test_documentation_names_pages_that_exist():
+    man_dir = os.path.join(REPO, "man")
+    if not os.path.isdir(man_dir):
+        pytest.skip("no man/ folder yet")
+    for u in UNITS:
+        for doc in " ".join(unit_settings(unit_text(u, "/usr")).get("Documentation", [])).split():
+            m = re.fullmatch(r"man:([\w.-]+)\((\d)\)", doc)
+            assert m, "%s: %s" % (u, doc)
+            page = "%s.%s" % m.groups()
+            assert os.path.isfile(os.path.join(man_dir, page)), "%s: no man/%s" % (u, page)
 
 
 def test_service_set_wiring():
