@@ -78,6 +78,7 @@ class Fixture:
         self.start = time.time()
         self.seq = 0
         self.pop_name = pop
+        self.api_down = False           # the API answers 503, as a statsd gone wrong
         self.sites = make_sites(n_sites, self.start)
         self.pop = {
             "name": pop, "location": "Frankfurt, DE", "gateway_ip": "192.0.2.1",
@@ -208,6 +209,8 @@ class Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         fixture = self.server.fixture
         now = time.time()
+        if url.path.startswith("/api/") and fixture.api_down:
+            return self.reply(503, {"error": "the fixture's API is down"})
         if url.path == "/api/v1/pop":
             return self.reply(200, fixture.pop_message(now))
         if url.path == "/api/v1/sites":
@@ -266,6 +269,9 @@ class DashboardServer:
 
     def set_pop(self, **fields):
         self.fixture.set_pop(**fields)
+
+    def set_api_down(self, down):
+        self.fixture.api_down = down
 
     def site_names(self):
         return sorted(s["name"] for s in self.fixture.sites)

@@ -51,6 +51,10 @@ class FixtureBackend:
         self.server.set_pop(accept_mode=mode)
         return True
 
+    def set_api_down(self, down):
+        self.server.set_api_down(down)
+        return True
+
     def close(self):
         self.server.stop()
 
@@ -70,6 +74,9 @@ class ExternalBackend:
         subprocess.run(cmd, shell=True, check=True, timeout=10)
 
     def set_accept_mode(self, mode):
+        return False
+
+    def set_api_down(self, down):
         return False
 
     def close(self):
@@ -108,6 +115,7 @@ def browser():
                 "--disable-dev-shm-usage", "--window-size=1680,1050",
                 "--user-data-dir=" + profile):
         opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     driver.set_page_load_timeout(WAIT_S)
     yield driver
@@ -153,6 +161,8 @@ def test_page_shows_the_pop_and_the_sites(browser, backend):
         "return performance.getEntriesByType('resource').map(e => e.name)"
         ".filter(u => !u.startsWith(location.origin))")
     assert external == []
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []
 
 
 def test_name_filter_narrows_the_table(browser, backend):
@@ -244,6 +254,23 @@ def test_acceptance_mode_badge(browser, backend):
     finally:
         backend.set_accept_mode("accept")
     wait(browser, "the accept badge", lambda d: badge.text == "Accepting new tunnels")
+
+
+def test_lost_connection_is_shown(browser, backend):
+    if not backend.set_api_down(False):
+        pytest.skip("cannot make this server fail")
+    open_page(browser, backend)
+    conn = browser.find_element(By.ID, "conn")
+    wait(browser, "live", lambda d: conn.text.startswith("Live"))
+    backend.set_api_down(True)
+    try:
+        wait(browser, "the lost connection", lambda d: "retrying" in conn.text, timeout=5)
+        assert "conn-bad" in conn.get_attribute("class")
+        assert len(row_names(browser)) == 100, "the last data stays on screen"
+    finally:
+        backend.set_api_down(False)
+    wait(browser, "live again", lambda d: conn.text.startswith("Live"), timeout=5)
+    browser.get_log("browser")          # the 503s logged meanwhile
 
 
 def test_sparklines_and_screenshot(browser, backend):
