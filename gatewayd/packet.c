@@ -349,7 +349,8 @@ static int ipv6_walk(const uint8_t *pkt, size_t ip_len, struct inner_info *info)
 	bool whole = true;
 	uint16_t frag;
 
-	for (unsigned i = 0; i < IPV6_EXT_MAX; i++) {
+	/* One pass per extension header, and one more for the transport. */
+	for (unsigned i = 0; i <= IPV6_EXT_MAX; i++) {
 		switch (next) {
 		case IPPROTO_HOPOPTS:
 		case IPPROTO_ROUTING:

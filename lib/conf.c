@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "lib/conf.h"
 #include "lib/conf_util.h"
@@ -211,8 +212,9 @@ static int setting_integer(struct conf_loader *ld, const config_setting_t *s,
 		return conf_fail_type(ld, s, "an integer");
 	*value = config_setting_get_int64(s);
 	if (*value < key->min || *value > key->max)
-		return conf_fail(ld, s, "%lld is out of range (%lld..%lld)", *value, key->min,
-				 key->max);
+		return conf_fail(ld, s, "%lld is out of range (%lld..%lld)%s", *value, key->min,
+				 key->max, type == CONFIG_TYPE_INT && *value < 0 && key->min >= 0 ?
+				 "; integers above 2147483647 need an L suffix" : "");
 	return 0;
 }
 
@@ -492,19 +494,33 @@ static int key_table(struct conf_loader *ld, const config_setting_t *s,
 static const struct conf_key tenant_keys[] = {
 	{ .name = "name", .parse = key_name, TENANT_KEY(name), .required = true },
 	{ .name = "tun", .parse = key_ifname, TENANT_KEY(tun), .required = true },
-	{ .name = "table", .parse = key_table, TENANT_KEY(table), .max = INT32_MAX },
+	{ .name = "table", .parse = key_table, TENANT_KEY(table), .max = UINT32_MAX },
 	{ .name = "routes", .parse = key_routes },
 	{ .name = NULL }
 };
+
+/* Index of the first route of T that U routes in the same table, or -1. */
+static int tenant_route_clash(const struct conf_tenant *t, const struct conf_tenant *u)
+{
+	if (t->table != u->table)
+		return -1;
+	for (unsigned r = 0; r < t->n_routes; r++)
+		for (unsigned q = 0; q < u->n_routes; q++)
+			if (conf_prefix_equal(&t->routes[r], &u->routes[q]))
+				return (int)r;
+	return -1;
+}
 
 /* Names and TUN devices are unique; one table routes a prefix only once. */
 static int tenant_check_unique(struct conf_loader *ld, const config_setting_t *elem,
 			       const struct conf *conf, unsigned i)
 {
 	const struct conf_tenant *t = &conf->tenants[i];
+	const config_setting_t *routes = config_setting_get_member(elem, "routes");
 
 	for (unsigned j = 0; j < i; j++) {
 		const struct conf_tenant *u = &conf->tenants[j];
+		int clash = tenant_route_clash(t, u);
 
 		if (!strcmp(u->name, t->name))
 			return conf_fail(ld, config_setting_get_member(elem, "name"),
@@ -514,13 +530,10 @@ static int tenant_check_unique(struct conf_loader *ld, const config_setting_t *e
 			return conf_fail(ld, config_setting_get_member(elem, "tun"),
 					 "\"%s\" is already the TUN device of tenant \"%s\"",
 					 t->tun, u->name);
-		for (unsigned r = 0; r < t->n_routes && u->table == t->table; r++)
-			for (unsigned q = 0; q < u->n_routes; q++)
-				if (conf_prefix_equal(&t->routes[r], &u->routes[q]))
-					return conf_fail(ld, config_setting_get_elem(
-						config_setting_get_member(elem, "routes"), r),
-						"this prefix is already routed to tenant \"%s\" "
-						"in the same table (%u)", u->name, u->table);
+		if (clash >= 0)
+			return conf_fail(ld, config_setting_get_elem(routes, (unsigned)clash),
+					 "this prefix is already routed to tenant \"%s\" in the "
+					 "same table (%u)", u->name, u->table);
 	}
 	return 0;
 }
@@ -568,10 +581,11 @@ static int check_check_target(struct conf_loader *ld, const config_setting_t *el
 	bool http = check->type == CONF_CHECK_HTTP;
 	const char *needed = http ? "url" : "address";
 	const char *unused = http ? "address" : "url";
+	const char *form = http ? "a url (http://IPv4[:port]/path)" : "an address (IPv4:port)";
 	const config_setting_t *extra = config_setting_get_member(elem, unused);
 
 	if (!config_setting_get_member(elem, needed))
-		return conf_fail(ld, elem, "a %s check needs %s", http ? "http" : "tcp", needed);
+		return conf_fail(ld, elem, "a %s check needs %s", http ? "http" : "tcp", form);
 	if (extra)
 		return conf_fail(ld, extra, "not used by a %s check; remove it",
 				 http ? "http" : "tcp");
@@ -609,7 +623,8 @@ static int key_checks(struct conf_loader *ld, const config_setting_t *s,
 static const struct conf_key pop_keys[] = {
 	{ .name = "name", .parse = key_name, CONF_KEY(pop_name), .required = true },
 	{ .name = "location", .parse = key_string, CONF_KEY(location) },
-	{ .name = "gateway_ip", .parse = key_ipv4, CONF_KEY(gateway_ip), .min = 1, .required = true },
+	{ .name = "gateway_ip", .parse = key_ipv4, CONF_KEY(gateway_ip), .min = 1,
+	  .required = true },
 	{ .name = "probe_ip", .parse = key_ipv4, CONF_KEY(probe_ip) },
 	{ .name = "wan_interface", .parse = key_ifname, CONF_KEY(wan_interface) },
 	RANGE_KEY("tunnel_mtu", key_uint, tunnel_mtu, 576, 9000),
@@ -647,7 +662,8 @@ static const struct conf_key stats_keys[] = {
 
 static const struct conf_key root_keys[] = {
 	{ .name = "pop", .parse = key_group, .children = pop_keys, .required = true },
-	{ .name = "runtime_dir", .parse = key_path, CONF_KEY(runtime_dir), .max = CONF_RUNTIME_DIR_MAX },
+	{ .name = "runtime_dir", .parse = key_path, CONF_KEY(runtime_dir),
+	  .max = CONF_RUNTIME_DIR_MAX },
 	{ .name = "state_dir", .parse = key_path, CONF_KEY(state_dir), .max = PATH_MAX - 64 },
 	{ .name = "sites_file", .parse = key_path, CONF_KEY(sites_file), .max = PATH_MAX - 64 },
 	{ .name = "tenants", .parse = key_tenants },
@@ -694,9 +710,8 @@ static int conf_check_relations(struct conf_loader *ld, const config_t *cfg)
 
 		if (!s)
 			s = config_lookup(cfg, "health.interval_ms");
-		return conf_fail(ld, s, "health.timeout_ms (%u) must be below "
-				 "health.interval_ms (%u)", conf->health_timeout_ms,
-				 conf->health_interval_ms);
+		return conf_fail(ld, s, "%u must be below health.interval_ms (%u)",
+				 conf->health_timeout_ms, conf->health_interval_ms);
 	}
 	for (unsigned i = 0; i < conf->n_backup_pops; i++)
 		if (!strcmp(conf->backup_pops[i], conf->pop_name))
@@ -710,7 +725,11 @@ static int conf_read(struct conf_loader *ld, config_t *cfg, const char *path)
 	if (config_read_file(cfg, path))
 		return 0;
 	if (config_error_type(cfg) == CONFIG_ERR_FILE_IO) {
+		struct stat st;
 		int saved = errno;
+
+		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+			saved = EISDIR;
 
 		snprintf(ld->err, CONF_ERR_MAX, "%.300s:0: cannot read the file: %s", path,
 			 strerror(saved ? saved : EIO));

@@ -67,7 +67,7 @@ struct conf {
 	char pop_name[SHM_NAME_MAX];
 	char location[128];
 	struct in_addr gateway_ip;
-	struct in_addr probe_ip;
+	struct in_addr probe_ip;	/* 0.0.0.0 (default): probes not answered */
 	char wan_interface[IFNAMSIZ];
 	unsigned tunnel_mtu;		/* 576..9000, default 1476 */
 	unsigned n_backup_pops;
@@ -86,7 +86,7 @@ struct conf {
 	unsigned max_sites;		/* shared-memory slots, default 100000 */
 	unsigned keepalive_window_s;	/* Seen while one arrived this recently, 60 */
 	unsigned tunnel_idle_s;		/* established tunnel expires, 1800 */
-	uint64_t default_rate_bps;	/* per tunnel, default 1 Gbps */
+	uint64_t default_rate_bps;	/* per tunnel, default 1 Gbps, 0 = unlimited */
 	unsigned endpoint_idle_s;	/* learned inner addresses age out, 600 */
 
 	/* health { } */
@@ -106,11 +106,17 @@ struct conf {
 
 /*
  * Read PATH into CONF (fully overwritten, defaults applied). Returns 0, or
- * -1 with "file:line: message" in ERR.
+ * -1 with "file:line: message" in ERR and CONF untouched. The message names
+ * the setting ("pop.tunnel_mtu", "tenants[1].routes[0]") and what it
+ * accepts; unknown keys are errors. Line 0 means the file could not be read.
  */
 int conf_load(struct conf *conf, const char *path, char err[CONF_ERR_MAX]);
 
-/* Print the normalised configuration (every key, defaults filled in). */
+/*
+ * Print the normalised configuration (every key, defaults filled in) in
+ * libconfig syntax, in a fixed order; conf_load reads it back to the same
+ * structure.
+ */
 void conf_print(const struct conf *conf, FILE *out);
 
 /* Index of the tenant called NAME, or -1. */
@@ -149,20 +155,32 @@ struct sites {
  * Parse CSV text (from FILE_NAME, used in messages) into SITES. Validates
  * every row and the file as a whole: unknown columns, missing required
  * columns, bad values, duplicate names, a source IP shared without distinct
- * keys on every site that shares it, unknown tenants (when CONF is not
- * NULL). Returns 0, or -1 with "file:row:column: message" in ERR and SITES
- * left empty. Rows count from 1 for the header; columns from 1.
+ * keys on every site that shares it, unknown tenants and more rows than
+ * gateway.max_sites (when CONF is not NULL). Returns 0, or -1 with
+ * "file:row:column: message" in ERR and SITES left empty. Rows count from 1
+ * for the header; columns from 1.
+ *
+ * Rows are the file's lines (blank lines count, and are otherwise ignored),
+ * so an editor finds them; for a rule between two rows the later row is
+ * reported and the message names the earlier one. A UTF-8 BOM and CRLF line
+ * ends are accepted. SITES is an output: whatever it held is overwritten,
+ * not freed; on success the caller owns it (sites_free).
  */
 int sites_parse(struct sites *sites, const char *file_name, const char *text, size_t len,
 		const struct conf *conf, char err[CONF_ERR_MAX]);
 
-/* sites_parse on a file's contents. */
+/*
+ * sites_parse on a file's contents. When the file cannot be read the
+ * message is "file:0:0: cannot read the file: reason" and errno says why
+ * (ENOENT for a missing file).
+ */
 int sites_load(struct sites *sites, const char *path, const struct conf *conf,
 	       char err[CONF_ERR_MAX]);
 
 /*
  * Check a whole set (after an add or edit): the same file-wide rules as
- * sites_parse. Returns 0 or -1 with a message naming the site.
+ * sites_parse (CONF may be NULL). Returns 0 or -1 with a message naming the
+ * site: 'site "name": column: message'.
  */
 int sites_validate(const struct sites *sites, const struct conf *conf, char err[CONF_ERR_MAX]);
 
@@ -177,8 +195,9 @@ struct site_conf *sites_find(const struct sites *sites, const char *name);
 
 /*
  * Set one field of SITE from its CSV column name and text, as the loader
- * does (grepopctl's "site add/edit --column value" uses it). Returns 0 or -1
- * with a message in ERR.
+ * does (grepopctl's "site add/edit --column value" uses it). An empty value
+ * sets the column's default (an error for name and source_ip). Returns 0 or
+ * -1 with "column: message" in ERR and SITE unchanged.
  */
 int site_conf_set(struct site_conf *site, const char *column, const char *value,
 		  char err[CONF_ERR_MAX]);
@@ -186,6 +205,13 @@ int site_conf_set(struct site_conf *site, const char *column, const char *value,
 /* Defaults of a new row: user, swg+cfw, keepalive yes, enabled, "default". */
 void site_conf_init(struct site_conf *site);
 
+/*
+ * A zeroed struct sites is an empty set. sites_add copies SITE in at its
+ * place by name: 0, -EEXIST (name taken) or -ENOMEM; it checks no file-wide
+ * rule (sites_validate does). sites_remove of an absent name does nothing.
+ * sites_copy overwrites DST (free it first if it holds rows): 0 or -ENOMEM.
+ * sites_free leaves an empty set.
+ */
 int sites_add(struct sites *sites, const struct site_conf *site);	/* keeps order */
 void sites_remove(struct sites *sites, const char *name);
 int sites_copy(struct sites *dst, const struct sites *src);

@@ -169,7 +169,7 @@ static int port_compare(const void *a, const void *b)
 /* "80;8080": sorted, no duplicates, at most SHM_MAX_HTTP_PORTS. */
 static int set_http_ports(struct site_conf *site, const char *value, char *err)
 {
-	uint16_t ports[SHM_MAX_HTTP_PORTS];
+	uint16_t ports[SHM_MAX_HTTP_PORTS] = { 0 };
 	unsigned n = 0;
 	const char *p = value;
 	char text[8];
@@ -188,8 +188,8 @@ static int set_http_ports(struct site_conf *site, const char *value, char *err)
 			goto bad;
 		for (unsigned i = 0; i < n; i++)
 			if (ports[i] == ports[n])
-				return site_fail(err, SITES_COL_HTTP_PORTS, "port %u is listed twice",
-						 ports[n]);
+				return site_fail(err, SITES_COL_HTTP_PORTS,
+						 "port %u is listed twice", ports[n]);
 		n++;
 		p += len;
 		if (*p == ';' && !*++p)
@@ -221,6 +221,9 @@ int site_conf_set_column(struct site_conf *site, enum sites_column column, const
 {
 	if (!value[0] && (column == SITES_COL_NAME || column == SITES_COL_SOURCE_IP))
 		return site_fail(err, column, "must not be empty");
+	for (const unsigned char *c = (const unsigned char *)value; *c; c++)
+		if (*c < ' ' || *c == 0x7f)
+			return site_fail(err, column, "control character 0x%02x in the value", *c);
 	switch (column) {
 	case SITES_COL_NAME:
 		return set_name(site->name, column, value, err);

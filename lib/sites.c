@@ -198,7 +198,7 @@ static void parser_end_site(struct sites_parser *sp)
 	}
 	/* In file order for now; sorted once the file-wide rules have run. */
 	sp->lines[sp->sites.n] = sp->row_line;
-	sp->sites.site[sp->sites.n++] = sp->row;
+	memcpy(&sp->sites.site[sp->sites.n++], &sp->row, sizeof(sp->row));
 }
 
 /* libcsv: a row ended (C is the terminator, -1 at the end of the text). */
@@ -322,9 +322,10 @@ static void find_source_conflicts(const struct sites_order *o, unsigned *idx, un
 {
 	qsort_r(idx, n, sizeof(*idx), order_by_source, (void *)o);
 	for (unsigned from = 0, to; from < n; from = to) {
-		for (to = from + 1; to < n; to++)
-			if (o->site[idx[to]].source_ip.s_addr != o->site[idx[from]].source_ip.s_addr)
-				break;
+		in_addr_t ip = o->site[idx[from]].source_ip.s_addr;
+
+		for (to = from + 1; to < n && o->site[idx[to]].source_ip.s_addr == ip; to++)
+			continue;
 		if (to - from > 1)
 			find_source_conflicts_in(o, idx, from, to, best, found);
 	}
@@ -460,6 +461,7 @@ static char *read_file(const char *path, size_t *len)
 	FILE *in = fopen(path, "re");
 	char *buf = NULL;
 	size_t cap = 0, n = 0;
+	int saved;
 
 	if (!in)
 		return NULL;
@@ -483,13 +485,10 @@ static char *read_file(const char *path, size_t *len)
 	*len = n;
 	return buf;
 out_fail:
-	{
-		int saved = errno ? errno : EIO;
-
-		free(buf);
-		fclose(in);
-		errno = saved;
-	}
+	saved = errno ? errno : EIO;
+	free(buf);
+	fclose(in);
+	errno = saved;
 	return NULL;
 }
 

@@ -70,7 +70,7 @@ int sites_add(struct sites *sites, const struct site_conf *site)
 	if (sites_reserve(sites, sites->n + 1) < 0)
 		return -ENOMEM;
 	memmove(&sites->site[i + 1], &sites->site[i], (sites->n - i) * sizeof(*site));
-	sites->site[i] = *site;
+	memcpy(&sites->site[i], site, sizeof(*site));
 	sites->n++;
 	return 0;
 }

@@ -1,0 +1,435 @@
+/*
+ * gatewayd: the GRE data plane of a grepop POP.
+ *
+ *   owns      the raw GRE sockets, one TUN per tenant (one queue per worker),
+ *             the tenants' routes, the nftables table "ip grepop", the site
+ *             identities and data-plane counters in shared memory, the
+ *             acceptance mode (state_dir/accept)
+ *   reads     the configuration, the sites file, service health and
+ *             healthd's heartbeat in shared memory
+ *   talks to  grepopctl over ipc://<runtime_dir>/gatewayd.ctl (REP);
+ *             statsd over ipc://<runtime_dir>/events.sock (PUSH, events)
+ *   keeps     CAP_NET_ADMIN (TUN, routes, nftables), CAP_NET_RAW (sockets)
+ *
+ * The main thread is the control thread; the workers are in worker.c.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "gatewayd/control.h"
+#include "gatewayd/netlink.h"
+#include "gatewayd/nft.h"
+#include "gatewayd/tun.h"
+#include "lib/log.h"
+#include "lib/timeutil.h"
+
+#define CTL_MAX_REQUEST	(64 << 20)	/* a site import of 100,000 rows fits */
+
+struct gatewayd {
+	struct gw gw;
+	int tun_fds[CONF_MAX_TENANTS][SHM_MAX_LANES];
+	unsigned tuns_open;
+	bool nft_ready;
+	void *zmq;
+	void *ctl;
+	int signal_fd;
+	bool health_known;		/* what the last check of healthd's heartbeat said */
+	uint64_t last_periodic_ns;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: gatewayd [-c FILE] [-s SITES.csv] [-n] [-d]\n"
+		     "  -c FILE   configuration (default /etc/grepop/grepop.conf)\n"
+		     "  -s FILE   sites file (default: the configuration's sites_file)\n"
+		     "  -n        check the configuration and sites, print them normalised, exit\n"
+		     "  -d        debug logging\n");
+}
+
+static unsigned default_workers(const struct conf *conf)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (conf->workers)
+		return conf->workers;
+	if (cores < 1)
+		return 1;
+	return cores > SHM_MAX_LANES ? SHM_MAX_LANES : (unsigned)cores;
+}
+
+static void open_shared_memory(struct gatewayd *d)
+{
+	struct gw *gw = &d->gw;
+	char path[PATH_MAX + 16];
+	int r;
+
+	if (mkdir(gw->conf.runtime_dir, 0755) < 0 && errno != EEXIST)
+		fatal("cannot create %s: %m", gw->conf.runtime_dir);
+	conf_runtime_path(&gw->conf, SHM_FILE_NAME, path, sizeof(path));
+	r = shm_open_or_create(&gw->shm, path, gw->conf.max_sites, default_workers(&gw->conf));
+	if (r < 0)
+		fatal("%s: %s", path, shm_describe_error(r));
+	gw->n_workers = default_workers(&gw->conf);
+	if (gw->n_workers > gw->shm.hdr->lanes) {
+		log_warning("%s has %u counter lanes: running %u workers instead of %u", path,
+			    gw->shm.hdr->lanes, gw->shm.hdr->lanes, gw->n_workers);
+		gw->n_workers = gw->shm.hdr->lanes;
+	}
+	log_info("shared memory %s %s: %u site slots, %u lanes", path,
+		 gw->shm.created ? "created" : "attached", gw->shm.hdr->site_capacity,
+		 gw->shm.hdr->lanes);
+}
+
+static void setup_tenants(struct gatewayd *d)
+{
+	struct gw *gw = &d->gw;
+	int r;
+
+	for (unsigned t = 0; t < gw->conf.n_tenants; t++) {
+		const struct conf_tenant *ten = &gw->conf.tenants[t];
+
+		r = tun_open_queues(ten->tun, gw->n_workers, false, d->tun_fds[t]);
+		if (r < 0)
+			fatal("tenant %s: cannot create TUN %s: %s", ten->name, ten->tun,
+			      strerror(-r));
+		d->tuns_open = t + 1;
+		r = nl_link_setup(ten->tun, gw->conf.tunnel_mtu);
+		if (r < 0)
+			fatal("tenant %s: cannot bring %s up with MTU %u: %s", ten->name, ten->tun,
+			      gw->conf.tunnel_mtu, nl_last_error());
+		for (unsigned i = 0; i < ten->n_routes; i++) {
+			r = nl_route_add(&ten->routes[i], ten->tun, ten->table);
+			if (r < 0)
+				fatal("tenant %s: cannot add route %u via %s: %s", ten->name, i + 1,
+				      ten->tun, nl_last_error());
+		}
+	}
+}
+
+static void teardown_tenants(struct gatewayd *d)
+{
+	struct gw *gw = &d->gw;
+
+	for (unsigned t = 0; t < d->tuns_open; t++) {
+		const struct conf_tenant *ten = &gw->conf.tenants[t];
+
+		for (unsigned i = 0; i < ten->n_routes; i++)
+			nl_route_del(&ten->routes[i], ten->tun, ten->table);
+		tun_close_queues(d->tun_fds[t], gw->n_workers);
+	}
+	d->tuns_open = 0;
+}
+
+static void start_workers(struct gatewayd *d)
+{
+	struct gw *gw = &d->gw;
+	int r;
+
+	gw->workers = calloc(gw->n_workers, sizeof(*gw->workers));
+	if (!gw->workers)
+		fatal("out of memory");
+	for (unsigned i = 0; i < gw->n_workers; i++) {
+		for (unsigned t = 0; t < gw->conf.n_tenants; t++)
+			gw->workers[i].tun_fd[t] = d->tun_fds[t][i];
+		r = worker_setup(gw, &gw->workers[i], i);
+		if (r < 0)
+			fatal("worker %u: cannot set up (raw sockets need CAP_NET_RAW, and %s "
+			      "must be an address of this host): %s", i,
+			      inet_ntoa(gw->conf.gateway_ip), strerror(-r));
+	}
+	for (unsigned i = 0; i < gw->n_workers; i++) {
+		r = worker_start(&gw->workers[i]);
+		if (r < 0)
+			fatal("worker %u: cannot start: %s", i, strerror(-r));
+	}
+}
+
+static void open_control(struct gatewayd *d)
+{
+	char endpoint[PATH_MAX + 16], path[PATH_MAX + 16];
+	int64_t max = CTL_MAX_REQUEST;
+	int linger = 0;
+
+	d->zmq = zmq_ctx_new();
+	d->ctl = zmq_socket(d->zmq, ZMQ_REP);
+	if (!d->ctl)
+		fatal("control socket: %s", zmq_strerror(errno));
+	zmq_setsockopt(d->ctl, ZMQ_MAXMSGSIZE, &max, sizeof(max));
+	zmq_setsockopt(d->ctl, ZMQ_LINGER, &linger, sizeof(linger));
+	conf_runtime_path(&d->gw.conf, "gatewayd.ctl", path, sizeof(path));
+	unlink(path);	/* left by a crashed run */
+	conf_ctl_endpoint(&d->gw.conf, endpoint, sizeof(endpoint));
+	if (zmq_bind(d->ctl, endpoint) < 0)
+		fatal("control socket %s: %s", endpoint, zmq_strerror(errno));
+}
+
+static void serve_control(struct gatewayd *d)
+{
+	zmq_msg_t msg;
+	char *reply;
+
+	zmq_msg_init(&msg);
+	if (zmq_msg_recv(&msg, d->ctl, ZMQ_DONTWAIT) < 0) {
+		zmq_msg_close(&msg);
+		return;
+	}
+	reply = control_handle(&d->gw, zmq_msg_data(&msg), zmq_msg_size(&msg));
+	zmq_msg_close(&msg);
+	if (!reply)
+		reply = strdup("{\"ok\":false,\"error\":\"out of memory\"}");
+	zmq_send(d->ctl, reply, reply ? strlen(reply) : 0, 0);
+	free(reply);
+}
+
+/* Log and publish each new GRE AUTH FAILURE, at most once a minute per site. */
+static void report_auth_failures(struct gatewayd *d, uint64_t now)
+{
+	struct gw *gw = &d->gw;
+
+	for (uint32_t s = 0; s < gw->shm.hdr->site_capacity; s++) {
+		struct gw_site *site = gw->by_slot[s];
+		uint64_t total = 0;
+
+		if (!site)
+			continue;
+		for (uint32_t l = 0; l < gw->shm.hdr->lanes; l++)
+			total += shm_load(&site->shm->lane[l].drops[SHM_DROP_AUTH_FAILURE]);
+		if (total == site->auth_failures_seen)
+			continue;
+		if (now - site->auth_failure_logged_ns >= 60 * NSEC_PER_SEC) {
+			log_info("site %s: GRE AUTH FAILURE: new tunnel refused (%llu packets; "
+				 "POP %s, downstream services %s)", site->conf.name,
+				 (unsigned long long)(total - site->auth_failures_seen),
+				 shm_accept_name(gw->shm.hdr->pop.accept_mode),
+				 d->health_known ? "not all healthy" : "health unknown");
+			if (gw->events)
+				events_send(gw->events, "gre.auth_failure",
+					    json_pack("{s:s,s:I}", "site", site->conf.name,
+						      "count", (json_int_t)total));
+			site->auth_failure_logged_ns = now;
+		}
+		site->auth_failures_seen = total;
+	}
+}
+
+static void check_health_heartbeat(struct gatewayd *d, uint64_t now)
+{
+	struct gw *gw = &d->gw;
+	uint64_t beat = shm_load(&gw->shm.hdr->pop.healthd_heartbeat_ns);
+	bool known = beat && (int64_t)(now - beat) < (int64_t)gw->health_stale_ns;
+
+	if (known == d->health_known)
+		return;
+	d->health_known = known;
+	if (known) {
+		log_info("healthd heartbeat is back: serving by service health again");
+		return;
+	}
+	log_warning("healthd heartbeat stopped (%s): health unknown, failing closed: "
+		    "keepalives and probes withheld, new tunnels refused",
+		    beat ? "older than 3 intervals" : "never seen");
+	if (gw->events)
+		events_send(gw->events, "health.unknown", NULL);
+}
+
+/* Workers made progress in the last two seconds: tell the watchdog. */
+static bool workers_alive(const struct gw *gw, uint64_t now)
+{
+	for (unsigned i = 0; i < gw->n_workers; i++) {
+		uint64_t beat = shm_load(&gw->shm.hdr->pop.lane[i].heartbeat_ns);
+
+		if ((int64_t)(now - beat) > 2 * (int64_t)NSEC_PER_SEC)
+			return false;
+	}
+	return true;
+}
+
+static void periodic(struct gatewayd *d)
+{
+	struct gw *gw = &d->gw;
+	uint64_t now = now_realtime_ns();
+	unsigned established = 0;
+
+	endpoint_age(gw, now, (uint64_t)gw->conf.endpoint_idle_s * NSEC_PER_SEC);
+	report_auth_failures(d, now);
+	check_health_heartbeat(d, now);
+	for (uint32_t s = 0; s < gw->shm.hdr->site_capacity; s++) {
+		struct gw_site *site = gw->by_slot[s];
+		struct shm_site_totals t;
+
+		if (!site)
+			continue;
+		shm_site_sum(&gw->shm, site->shm, &t);
+		if (now - t.last_seen_ns < (uint64_t)gw->conf.tunnel_idle_s * NSEC_PER_SEC)
+			established++;
+	}
+	if (workers_alive(gw, now))
+		sd_notify(0, "WATCHDOG=1");
+	sd_notifyf(0, "STATUS=%u sites, %u tunnels established, acceptance %s, health %s",
+		   gw->sites.n, established, shm_accept_name(gw->shm.hdr->pop.accept_mode),
+		   d->health_known ? "known" : "unknown (failing closed)");
+}
+
+static int open_signals(void)
+{
+	sigset_t mask;
+	int fd;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGPIPE);
+	if (pthread_sigmask(SIG_BLOCK, &mask, NULL) != 0)
+		fatal("cannot block signals");
+	fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (fd < 0)
+		fatal("signalfd: %m");
+	return fd;
+}
+
+/* Returns false when the process must stop. */
+static bool handle_signal(struct gatewayd *d)
+{
+	struct signalfd_siginfo si;
+	char err[CONF_ERR_MAX];
+
+	while (read(d->signal_fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+			return false;
+		if (si.ssi_signo == SIGHUP && gw_reload(&d->gw, err) < 0)
+			log_warning("reload refused, still running the previous configuration: %s",
+				    err);
+	}
+	return true;
+}
+
+static void run(struct gatewayd *d)
+{
+	zmq_pollitem_t items[2] = {
+		{ .socket = d->ctl, .events = ZMQ_POLLIN },
+		{ .fd = d->signal_fd, .events = ZMQ_POLLIN },
+	};
+
+	for (;;) {
+		uint64_t now;
+
+		if (zmq_poll(items, 2, 200) < 0 && errno != EINTR)
+			fatal("zmq_poll: %s", zmq_strerror(errno));
+		if (items[1].revents & ZMQ_POLLIN && !handle_signal(d))
+			return;
+		if (items[0].revents & ZMQ_POLLIN)
+			serve_control(d);
+		now = now_monotonic_ns();
+		if (now - d->last_periodic_ns >= NSEC_PER_SEC) {
+			periodic(d);
+			d->last_periodic_ns = now;
+		}
+	}
+}
+
+static void load_sites(struct gatewayd *d, const char *sites_path)
+{
+	struct gw *gw = &d->gw;
+	char err[CONF_ERR_MAX];
+	struct sites sites = { 0 };
+
+	if (sites_path)
+		snprintf(gw->conf.sites_file, sizeof(gw->conf.sites_file), "%s", sites_path);
+	if (access(gw->conf.sites_file, F_OK) < 0 && errno == ENOENT) {
+		log_warning("%s does not exist: starting with no sites", gw->conf.sites_file);
+	} else if (sites_load(&sites, gw->conf.sites_file, &gw->conf, err) < 0) {
+		fatal("%s", err);
+	}
+	if (gw_sites_replace(gw, &sites, false, err) < 0)
+		fatal("%s", err);
+}
+
+static void shutdown_gateway(struct gatewayd *d)
+{
+	struct gw *gw = &d->gw;
+
+	sd_notify(0, "STOPPING=1");
+	log_info("stopping");
+	worker_stop_all(gw);
+	teardown_tenants(d);
+	if (d->nft_ready)
+		nft_teardown();
+	sitetab_destroy(gw);
+	for (unsigned i = 0; i < gw->n_workers; i++)
+		worker_teardown(&gw->workers[i]);
+	free(gw->workers);
+	events_close(gw->events);
+	zmq_close(d->ctl);
+	zmq_ctx_term(d->zmq);
+	sites_free(&gw->sites);
+	shm_detach(&gw->shm);	/* the segment stays for the next start */
+	rcu_unregister_thread();
+}
+
+int main(int argc, char **argv)
+{
+	static struct gatewayd d;
+	const char *conf_path = "/etc/grepop/grepop.conf", *sites_path = NULL;
+	bool check = false, debug = false;
+	char err[CONF_ERR_MAX];
+	int opt, r;
+
+	while ((opt = getopt(argc, argv, "c:s:ndh")) != -1) {
+		switch (opt) {
+		case 'c': conf_path = optarg; break;
+		case 's': sites_path = optarg; break;
+		case 'n': check = true; break;
+		case 'd': debug = true; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (check)
+		return conf_check_main(conf_path, sites_path);
+
+	log_init("gatewayd", debug);
+	if (conf_load(&d.gw.conf, conf_path, err) < 0)
+		fatal("%s", err);
+	d.gw.health_stale_ns = 3ULL * d.gw.conf.health_interval_ms * NSEC_PER_MSEC;
+	d.signal_fd = open_signals();
+	rcu_register_thread();
+	open_shared_memory(&d);
+	d.gw.shm.hdr->pop.gatewayd_pid = (uint32_t)getpid();
+	d.gw.shm.hdr->pop.gatewayd_started_ns = now_realtime_ns();
+	__atomic_store_n(&d.gw.shm.hdr->pop.accept_mode, gw_load_accept_mode(&d.gw.conf),
+			 __ATOMIC_RELEASE);
+	if (sitetab_init(&d.gw) < 0)
+		fatal("out of memory for the site tables");
+	r = nft_setup(&d.gw.conf.gateway_ip);
+	if (r < 0)
+		fatal("nftables: cannot create table ip grepop: %s", nft_last_error());
+	d.nft_ready = true;
+	d.gw.events = events_open(&d.gw.conf);
+	load_sites(&d, sites_path);
+	setup_tenants(&d);
+	start_workers(&d);
+	open_control(&d);
+	log_info("POP %s serving GRE to %s with %u workers, %u tenants, %u sites",
+		 d.gw.conf.pop_name, inet_ntoa(d.gw.conf.gateway_ip), d.gw.n_workers,
+		 d.gw.conf.n_tenants, d.gw.sites.n);
+	sd_notify(0, "READY=1");
+	periodic(&d);
+	run(&d);
+	shutdown_gateway(&d);
+	return 0;
+}

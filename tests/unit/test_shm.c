@@ -1,0 +1,238 @@
+/*
+ * The shared-memory segment: creation, re-attachment, refusal of another
+ * layout or a damaged file, the per-slot identity sequence counter under a
+ * concurrent writer, lane sums, and the offsets the Python test readers use.
+ */
+#include <CUnit/Basic.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shm/shm.h"
+
+static char dir[] = "/tmp/grepop-shm-XXXXXX";
+static char path[128];
+
+static void test_create_and_attach(void)
+{
+	struct shm a, b;
+
+	unlink(path);
+	CU_ASSERT_EQUAL_FATAL(shm_open_or_create(&a, path, 1000, 2), 0);
+	CU_ASSERT(a.created);
+	CU_ASSERT_EQUAL(a.hdr->site_capacity, 1000);
+	CU_ASSERT_EQUAL(a.hdr->lanes, 2);
+	CU_ASSERT_EQUAL(a.hdr->pop.accept_mode, SHM_ACCEPT_ACCEPT);
+	shm_site_at(&a, 999)->lane[1].rx_packets = 77;
+	a.hdr->pop.accept_mode = SHM_ACCEPT_DRAIN;
+
+	/* A second start attaches what is there, whatever it asks for. */
+	CU_ASSERT_EQUAL_FATAL(shm_open_or_create(&b, path, 5, 8), 0);
+	CU_ASSERT(!b.created);
+	CU_ASSERT_EQUAL(b.hdr->site_capacity, 1000);
+	CU_ASSERT_EQUAL(b.hdr->lanes, 2);
+	CU_ASSERT_EQUAL(shm_site_at(&b, 999)->lane[1].rx_packets, 77);
+	CU_ASSERT_EQUAL(b.hdr->pop.accept_mode, SHM_ACCEPT_DRAIN);
+	shm_detach(&b);
+	shm_detach(&a);
+
+	CU_ASSERT_EQUAL_FATAL(shm_attach(&b, path, false), 0);
+	CU_ASSERT_EQUAL(shm_site_at(&b, 999)->lane[1].rx_packets, 77);
+	shm_detach(&b);
+	CU_ASSERT_EQUAL(shm_attach(&b, "/nonexistent/grepop/state", false), -ENOENT);
+}
+
+/* Two workers' default: a site slot within the 512-byte budget. */
+static void test_site_size(void)
+{
+	CU_ASSERT_EQUAL(sizeof(struct shm_site_lane) % SHM_CACHELINE, 0);
+	CU_ASSERT_EQUAL(sizeof(struct shm_site) % SHM_CACHELINE, 0);
+	CU_ASSERT(shm_site_stride(2) <= 512);
+	CU_ASSERT_EQUAL(shm_segment_size(100000, 2),
+			sizeof(struct shm_header) + 100000 * shm_site_stride(2));
+}
+
+static void patch_file(off_t off, const void *bytes, size_t len)
+{
+	int fd = open(path, O_WRONLY);
+
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(pwrite(fd, bytes, len, off), (ssize_t)len);
+	close(fd);
+}
+
+static void test_refuses_other_layouts(void)
+{
+	uint32_t version = SHM_LAYOUT_VERSION + 1;
+	uint64_t magic = 0x1234;
+	struct shm s;
+
+	unlink(path);
+	CU_ASSERT_EQUAL_FATAL(shm_open_or_create(&s, path, 10, 1), 0);
+	shm_detach(&s);
+	patch_file(offsetof(struct shm_header, layout_version), &version, sizeof(version));
+	CU_ASSERT_EQUAL(shm_attach(&s, path, false), -EPROTO);
+	CU_ASSERT_EQUAL(shm_open_or_create(&s, path, 10, 1), -EPROTO);
+	CU_ASSERT(strstr(shm_describe_error(-EPROTO), "layout version") != NULL);
+	CU_ASSERT(strstr(shm_describe_error(-EPROTO), "remove the state file") != NULL);
+
+	version = SHM_LAYOUT_VERSION;
+	patch_file(offsetof(struct shm_header, layout_version), &version, sizeof(version));
+	patch_file(offsetof(struct shm_header, magic), &magic, sizeof(magic));
+	CU_ASSERT_EQUAL(shm_attach(&s, path, false), -EINVAL);
+
+	/* Truncated: shorter than its header says. */
+	unlink(path);
+	CU_ASSERT_EQUAL_FATAL(shm_open_or_create(&s, path, 10, 1), 0);
+	shm_detach(&s);
+	CU_ASSERT_EQUAL(truncate(path, sizeof(struct shm_header) + 10), 0);
+	CU_ASSERT_EQUAL(shm_attach(&s, path, false), -EINVAL);
+}
+
+struct writer {
+	struct shm *shm;
+	volatile int stop;
+	unsigned long writes;
+};
+
+/* Rewrites slot 0 with names and source IPs that always agree. */
+static void *identity_writer(void *arg)
+{
+	struct writer *wr = arg;
+	struct shm_site *site = shm_site_at(wr->shm, 0);
+
+	while (!wr->stop) {
+		uint32_t n = (uint32_t)(wr->writes++ % 1000);
+
+		shm_site_write_begin(site);
+		snprintf(site->id.name, sizeof(site->id.name), "site-%u", n);
+		site->id.source_ip.s_addr = n;
+		site->in_use = 1;
+		shm_site_write_end(site);
+	}
+	return NULL;
+}
+
+static void test_identity_reads_are_consistent(void)
+{
+	struct writer wr = { 0 };
+	struct shm s;
+	pthread_t t;
+	unsigned torn = 0, reads = 0;
+
+	unlink(path);
+	CU_ASSERT_EQUAL_FATAL(shm_open_or_create(&s, path, 4, 1), 0);
+	wr.shm = &s;
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, identity_writer, &wr), 0);
+	while (reads < 200000) {
+		struct shm_site_id id;
+		char want[SHM_NAME_MAX];
+
+		if (!shm_site_read_id(shm_site_at(&s, 0), &id, NULL))
+			continue;
+		snprintf(want, sizeof(want), "site-%u", id.source_ip.s_addr);
+		torn += strcmp(want, id.name) != 0;
+		reads++;
+	}
+	wr.stop = 1;
+	pthread_join(t, NULL);
+	CU_ASSERT_EQUAL(torn, 0);
+	CU_ASSERT(wr.writes > 0);
+	shm_detach(&s);
+}
+
+static void test_sums(void)
+{
+	struct shm s;
+	struct shm_site_totals t;
+	struct shm_pop_totals p;
+	struct shm_site *site;
+
+	unlink(path);
+	CU_ASSERT_EQUAL_FATAL(shm_open_or_create(&s, path, 4, 3), 0);
+	site = shm_site_at(&s, 2);
+	for (int l = 0; l < 3; l++) {
+		shm_add(&site->lane[l].rx_packets, 10 + l);
+		shm_add(&site->lane[l].drops[SHM_DROP_POLICY], 1);
+		shm_set(&site->lane[l].last_keepalive_ns, 100 * (l == 1 ? 5 : 1));
+		shm_add(&s.hdr->pop.lane[l].drops[SHM_DROP_UNKNOWN_SOURCE], 2);
+	}
+	shm_site_sum(&s, site, &t);
+	CU_ASSERT_EQUAL(t.rx_packets, 33);
+	CU_ASSERT_EQUAL(t.drops[SHM_DROP_POLICY], 3);
+	CU_ASSERT_EQUAL(t.last_keepalive_ns, 500);
+	shm_pop_sum(&s, &p);
+	CU_ASSERT_EQUAL(p.drops[SHM_DROP_UNKNOWN_SOURCE], 6);
+	shm_detach(&s);
+}
+
+static void test_names(void)
+{
+	CU_ASSERT_STRING_EQUAL(shm_drop_name(SHM_DROP_AUTH_FAILURE), "auth_failure");
+	CU_ASSERT_STRING_EQUAL(shm_drop_name(SHM_DROP_NO_ROUTE_BACK), "no_route_back");
+	CU_ASSERT_STRING_EQUAL(shm_drop_name(SHM_DROP_COUNT), "unknown");
+	for (int d = 0; d < SHM_DROP_COUNT; d++)
+		CU_ASSERT_STRING_NOT_EQUAL(shm_drop_name(d), "unknown");
+	CU_ASSERT_EQUAL(shm_accept_parse("no-new"), SHM_ACCEPT_NO_NEW);
+	CU_ASSERT_EQUAL(shm_accept_parse("nonsense"), -1);
+	CU_ASSERT_EQUAL(shm_traffic_type_parse("guest-wifi"), SHM_TRAFFIC_GUEST_WIFI);
+	CU_ASSERT_EQUAL(shm_service_parse("cfw"), SHM_SVC_CFW);
+	CU_ASSERT_STRING_EQUAL(shm_health_name(SHM_HEALTH_DOWN), "down");
+}
+
+/* The numbers tests/e2e/shm_reader.py hard-codes. */
+static void test_offsets_for_python(void)
+{
+	CU_ASSERT_EQUAL(offsetof(struct shm_header, site_capacity), 24);
+	CU_ASSERT_EQUAL(offsetof(struct shm_header, site_stride), 28);
+	CU_ASSERT_EQUAL(offsetof(struct shm_header, sites_offset), 40);
+	CU_ASSERT_EQUAL(offsetof(struct shm_header, pop), 64);
+	CU_ASSERT_EQUAL(offsetof(struct shm_pop, accept_mode), 0);
+	CU_ASSERT_EQUAL(offsetof(struct shm_pop, lane), 128);
+	CU_ASSERT_EQUAL(sizeof(struct shm_pop_lane), 256);
+	CU_ASSERT_EQUAL(offsetof(struct shm_pop_lane, drops), 32);
+	CU_ASSERT_EQUAL(offsetof(struct shm_site, in_use), 4);
+	CU_ASSERT_EQUAL(offsetof(struct shm_site, generation), 8);
+	CU_ASSERT_EQUAL(offsetof(struct shm_site, id), 16);
+	CU_ASSERT_EQUAL(offsetof(struct shm_site_id, source_ip), 64);
+	CU_ASSERT_EQUAL(offsetof(struct shm_site_id, enabled), 98);
+	CU_ASSERT_EQUAL(offsetof(struct shm_site, lane), 128);
+	CU_ASSERT_EQUAL(sizeof(struct shm_site_lane), 192);
+	CU_ASSERT_EQUAL(offsetof(struct shm_site_lane, drops), 48);
+	CU_ASSERT_EQUAL(offsetof(struct shm_site_lane, last_keepalive_ns), 160);
+	CU_ASSERT_EQUAL(SHM_DROP_SITE_COUNT, 14);
+	CU_ASSERT_EQUAL(SHM_DROP_COUNT, 16);
+}
+
+int main(void)
+{
+	CU_pSuite s;
+	unsigned failed;
+	char cmd[128];
+
+	if (!mkdtemp(dir))
+		return 1;
+	snprintf(path, sizeof(path), "%s/state", dir);
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	s = CU_add_suite("shm", NULL, NULL);
+	CU_add_test(s, "create and attach", test_create_and_attach);
+	CU_add_test(s, "site size", test_site_size);
+	CU_add_test(s, "refuses other layouts", test_refuses_other_layouts);
+	CU_add_test(s, "identity reads are consistent", test_identity_reads_are_consistent);
+	CU_add_test(s, "sums", test_sums);
+	CU_add_test(s, "names", test_names);
+	CU_add_test(s, "offsets for python", test_offsets_for_python);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	failed = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
+	CU_cleanup_registry();
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		failed++;
+	return failed ? 1 : 0;
+}
