@@ -6,7 +6,9 @@ directories (as RuntimeDirectory= and StateDirectory= arrange), and exactly
 the capabilities of the unit's CapabilityBoundingSet=/AmbientCapabilities=
 (read from systemd/*.service), with no_new_privs. The sd_notify messages go
 to a datagram socket of the test (NOTIFY_SOCKET), as they would to systemd:
-READY=1, STATUS=, WATCHDOG=1 at half of WATCHDOG_USEC, STOPPING=1.
+READY=1, STATUS=, WATCHDOG=1 at half of WATCHDOG_USEC, STOPPING=1. strace
+counts the system calls each daemon makes in its life, and every one must
+pass the unit's SystemCallFilter= (the groups as systemd-analyze lists them).
 
 On a host with udev, /dev/net/tun is mode 0666 (systemd's default udev
 rules) and DeviceAllow= confines gatewayd to it. This machine may have no
@@ -19,6 +21,7 @@ import re
 import signal
 import socket
 import stat
+import subprocess
 import sys
 import time
 import zlib
@@ -128,14 +131,84 @@ def udev_tun(lab):
             'mount --bind "$0" /dev/net/tun && exec "$@"', node]
 
 
-def start(lab, conf, daemon, caps, name):
+def syscall_groups():
+    """{"@group": [names and @groups]} as this systemd knows them."""
+    out = subprocess.run(["systemd-analyze", "syscall-filter", "--no-pager"],
+                         capture_output=True, text=True, timeout=30).stdout
+    groups, current = {}, None
+    for line in out.splitlines():
+        if line.startswith("@"):
+            current = groups.setdefault(line.strip(), [])
+        elif line.startswith("    ") and current is not None and "#" not in line:
+            current.append(line.strip())
+    return groups
+
+
+def expand(groups, name, seen=None):
+    seen = set() if seen is None else seen
+    if not name.startswith("@"):
+        return {name}
+    if name in seen:
+        return set()
+    seen.add(name)
+    return set().union(*(expand(groups, m, seen) for m in groups[name]))
+
+
+def unit_syscalls(daemon):
+    """The system calls grepop-DAEMON.service allows."""
+    with open(os.path.join(REPO, "systemd", "grepop-%s.service" % daemon)) as f:
+        lines = re.findall(r"^SystemCallFilter=(.*)$", f.read(), re.M)
+    groups = syscall_groups()
+    allowed = set()
+    for value in lines:
+        deny = value.startswith("~")
+        names = set().union(*(expand(groups, n) for n in value.lstrip("~").split()))
+        allowed = allowed - names if deny else allowed | names
+    return allowed
+
+
+def traced_syscalls(path):
+    """System call names from the table of strace -C (rows of numbers, then
+    the name; the "total" row left out)."""
+    with open(path) as f:
+        rows = [line.split() for line in f if re.match(r"^\s*\d+\.\d+\s", line)]
+    return {row[-1] for row in rows if row[-1] != "total"}
+
+
+def traced_families(path):
+    """Address families of the sockets the traced processes opened."""
+    with open(path) as f:
+        return set(re.findall(r"\bsocket(?:pair)?\((AF_\w+)", f.read()))
+
+
+def unit_families(daemon):
+    with open(os.path.join(REPO, "systemd", "grepop-%s.service" % daemon)) as f:
+        return set(re.search(r"^RestrictAddressFamilies=(.*)$", f.read(), re.M).group(1).split())
+
+
+def start(lab, conf, daemon, caps, name, trace=None):
     notify = Notify(os.path.join(lab.run_dir, "notify-%s.sock" % name))
     cmd = ["env", "NOTIFY_SOCKET=" + notify.path, "WATCHDOG_USEC=%d" % WATCHDOG_USEC]
     if daemon == "gatewayd":
         cmd = udev_tun(lab) + cmd
-    proc = lab.popen("pop1", cmd + setpriv(caps) + [lab.binary(daemon), "-c", conf],
+    cmd += setpriv(caps)
+    if trace:
+        open(trace, "w").close()
+        os.chown(trace, UID, UID)       # strace runs as the daemon's user
+        cmd += ["strace", "-f", "-qq", "-C", "-e", "signal=none", "-o", trace]
+    proc = lab.popen("pop1", cmd + [lab.binary(daemon), "-c", conf],
                      name="pop1-" + name, merge_stderr=True)
+    proc.traced = bool(trace)
     return proc, notify
+
+
+def daemon_pid(proc):
+    """The daemon's pid: the process itself, or strace's child."""
+    pid = proc.popen.pid
+    if not proc.traced:
+        return pid
+    with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+        return int(f.read().split()[0])
 
 
 def proc_status(pid):
@@ -144,7 +217,7 @@ def proc_status(pid):
 
 
 def stop(proc, notify):
-    proc.popen.send_signal(signal.SIGTERM)
+    os.kill(daemon_pid(proc), signal.SIGTERM)
     notify.wait("STOPPING=1", timeout=5)
     rc = proc.popen.wait(timeout=10)
     notify.close()
@@ -155,11 +228,12 @@ def test_gatewayd_serves_with_only_its_units_capabilities(pop_lab):
     lab, conf = pop_lab
     caps = unit_caps("gatewayd")
     assert sorted(caps) == ["CAP_NET_ADMIN", "CAP_NET_RAW"]
-    proc, notify = start(lab, conf, "gatewayd", caps, "gatewayd")
+    trace = os.path.join(lab.run_dir, "gatewayd.strace")
+    proc, notify = start(lab, conf, "gatewayd", caps, "gatewayd", trace)
     try:
         notify.wait("READY=1", proc=proc)
         notify.wait("STATUS=", timeout=3)
-        st = proc_status(proc.popen.pid)
+        st = proc_status(daemon_pid(proc))
         assert st["Uid"].split()[0] == str(UID)
         assert int(st["CapEff"], 16) == sum(1 << CAP_BITS[c] for c in caps)
         assert int(st["CapBnd"], 16) == sum(1 << CAP_BITS[c] for c in caps)
@@ -170,13 +244,19 @@ def test_gatewayd_serves_with_only_its_units_capabilities(pop_lab):
         notify.clear()
         notify.wait("WATCHDOG=1", timeout=WATCHDOG_USEC / 1e6)
 
-        proc.popen.send_signal(signal.SIGHUP)        # the unit's ExecReload=
+        os.kill(daemon_pid(proc), signal.SIGHUP)     # the unit's ExecReload=
         notify.clear()
         notify.wait("WATCHDOG=1", timeout=WATCHDOG_USEC / 1e6)
         assert proc.alive(), proc.log()
     finally:
         rc = stop(proc, notify)
     assert rc == 0, proc.log()
+    used = traced_syscalls(trace)
+    assert "sendmsg" in used and "ioctl" in used, used      # the table was read
+    assert used <= unit_syscalls("gatewayd"), sorted(used - unit_syscalls("gatewayd"))
+    families = traced_families(trace)
+    assert {"AF_INET", "AF_NETLINK"} <= families, families
+    assert families <= unit_families("gatewayd"), families
 
 
 def test_gatewayd_without_capabilities_does_not_become_ready(pop_lab):
@@ -196,10 +276,11 @@ def test_healthd_serves_with_no_capabilities(pop_lab):
     lab, conf = pop_lab
     caps = unit_caps("healthd")
     assert caps == []
-    proc, notify = start(lab, conf, "healthd", caps, "healthd")
+    trace = os.path.join(lab.run_dir, "healthd.strace")
+    proc, notify = start(lab, conf, "healthd", caps, "healthd", trace)
     try:
         notify.wait("READY=1", proc=proc)
-        st = proc_status(proc.popen.pid)
+        st = proc_status(daemon_pid(proc))
         assert st["Uid"].split()[0] == str(UID)
         assert int(st["CapEff"], 16) == 0 and int(st["CapBnd"], 16) == 0
         notify.clear()
@@ -217,3 +298,9 @@ def test_healthd_serves_with_no_capabilities(pop_lab):
     finally:
         rc = stop(proc, notify)
     assert rc == 0, proc.log()
+    used = traced_syscalls(trace)
+    assert "connect" in used, used
+    assert used <= unit_syscalls("healthd"), sorted(used - unit_syscalls("healthd"))
+    families = traced_families(trace)
+    assert "AF_INET" in families, families
+    assert families <= unit_families("healthd"), families
