@@ -235,6 +235,7 @@ function siteRow(site, h) {
 
 function renderSites(reply) {
 	const now = Date.now();
+	const pages = Math.max(1, Math.ceil(reply.total / reply.per_page));
 	const rows = reply.sites.map((s) => siteRow(s, remember(s, now)));
 	$('site-rows').replaceChildren(...rows);
 	forgetOld(now);
@@ -242,17 +243,19 @@ function renderSites(reply) {
 	const first = reply.total ? (reply.page - 1) * reply.per_page + 1 : 0;
 	const last = Math.min(reply.total, reply.page * reply.per_page);
 	$('range').textContent = `${first}–${last} of ${reply.total}`;
-	$('page-info').textContent = `Page ${reply.page} of ${reply.pages}`;
+	$('page-info').textContent = `Page ${reply.page} of ${pages}`;
 	$('first').disabled = $('prev').disabled = reply.page <= 1;
-	$('next').disabled = $('last').disabled = reply.page >= reply.pages;
+	$('next').disabled = $('last').disabled = reply.page >= pages;
 	$('empty').hidden = reply.total > 0;
-	view.pages = reply.pages;
+	view.pages = pages;
 }
 
 /* ---- polling ---- */
 
 function sitesUrl() {
-	const q = new URLSearchParams({ page: view.page, per_page: PER_PAGE, order: view.order });
+	const q = new URLSearchParams({ page: view.page, per_page: PER_PAGE });
+	if (view.order === 'desc')
+		q.set('order', 'desc');
 	if (view.name)
 		q.set('name', view.name);
 	if (view.status)
@@ -267,8 +270,11 @@ async function getJson(url) {
 	const timer = setTimeout(() => ctl.abort(), TIMEOUT_MS);
 	try {
 		const r = await fetch(url, { cache: 'no-store', signal: ctl.signal });
-		if (!r.ok)
-			throw new Error(url + ': HTTP ' + r.status);
+		if (!r.ok) {
+			const e = new Error(url + ': HTTP ' + r.status);
+			e.status = r.status;
+			throw e;
+		}
 		return await r.json();
 	} finally {
 		clearTimeout(timer);
@@ -297,11 +303,23 @@ async function poll() {
 		if (gen !== generation)
 			return;	/* the view changed meanwhile: that poll is on its way */
 		renderPop(pop);
+		if (sites.page > 1 && sites.sites.length === 0 && sites.total > 0) {
+			/* the sites shrank under this page: show the last one */
+			changeView({ page: Math.ceil(sites.total / sites.per_page) });
+			return;
+		}
 		renderSites(sites);
 		lastOk = Date.now();
 		renderConn(true);
 		document.body.dataset.polls = String(Number(document.body.dataset.polls || 0) + 1);
 	} catch (e) {
+		if (gen === generation && e.status === 400 && view.order === 'desc') {
+			/* a statsd without the order parameter: sort A to Z only */
+			$('sort-name').disabled = true;
+			$('sort-name').title = 'This statsd sorts A to Z only';
+			changeView({ order: 'asc', page: 1 });
+			return;
+		}
 		if (gen === generation)
 			renderConn(false, e);
 	}
@@ -373,5 +391,9 @@ document.addEventListener('DOMContentLoaded', () => {
 	loadView();
 	renderSort();
 	bindControls();
+	window.addEventListener('hashchange', () => {
+		loadView();
+		changeView({});
+	});
 	poll();
 });

@@ -2,9 +2,9 @@
 """The dashboard's test server: statsd/www/ plus the JSON API from fixture data.
 
 This is not statsd. It serves the same files and the same two API paths
-(docs/architecture.md, "HTTP (stats.http)") from made-up sites whose state
-a test can change, so that the page can be tested before and apart from
-the real statsd:
+(docs/architecture.md, "HTTP (stats.http)" and "The dashboard") from
+made-up sites whose state a test can change, so that the page can be tested
+before and apart from the real statsd:
 
     server = DashboardServer(n_sites=250)
     server.start()                      # 127.0.0.1, a free port
@@ -79,6 +79,7 @@ class Fixture:
         self.seq = 0
         self.pop_name = pop
         self.api_down = False           # the API answers 503, as a statsd gone wrong
+        self.order_supported = True     # False: `order` refused, as statsd may
         self.sites = make_sites(n_sites, self.start)
         self.pop = {
             "name": pop, "location": "Frankfurt, DE", "gateway_ip": "192.0.2.1",
@@ -137,8 +138,14 @@ class Fixture:
             return msg
 
     def sites_page(self, query, now):
-        """(status, body) for /api/v1/sites with QUERY (a parse_qs dict)."""
+        """(status, body) for /api/v1/sites with QUERY (a parse_qs dict), as
+        statsd answers: unknown parameters refused, past the last page an
+        empty list. `order` is the dashboard's addition."""
         q = {k: v[-1] for k, v in query.items()}
+        known = {"name", "status", "traffic_type", "page", "per_page"}
+        unknown = set(q) - known - ({"order"} if self.order_supported else set())
+        if unknown:
+            return 400, {"error": "unknown parameter \"%s\"" % sorted(unknown)[0]}
         name = q.get("name", "").lower()
         status = q.get("status", "")
         ttype = q.get("traffic_type", "")
@@ -162,11 +169,9 @@ class Fixture:
                      and (not status or s["status"] == status)
                      and (not ttype or s["traffic_type"] == ttype)]
             match.sort(key=lambda s: s["name"], reverse=order == "desc")
-            pages = max(1, -(-len(match) // per_page))
-            page = min(page, pages)
             chunk = match[(page - 1) * per_page:page * per_page]
             return 200, {"sites": [self.site_message(s, now) for s in chunk], "page": page,
-                         "pages": pages, "total": len(match), "per_page": per_page}
+                         "total": len(match), "per_page": per_page}
 
     def set_site(self, name, **fields):
         with self.lock:
