@@ -212,7 +212,8 @@ function keepaliveCell(site) {
 	const age = ageSeconds(site.last_keepalive, site.time);
 	return el('td', { class: 'ka ' + (ks === 'seen' ? 'ka-seen' : 'ka-missing') },
 		el('span', { class: 'ka-state', text: ks }),
-		el('span', { class: 'muted ka-age', text: 'last seen ' + fmtAge(age) }));
+		el('span', { class: 'muted ka-age',
+			text: age === null ? 'never seen' : 'last seen ' + fmtAge(age) }));
 }
 
 function siteRow(site, h) {

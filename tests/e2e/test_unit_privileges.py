@@ -304,3 +304,37 @@ def test_healthd_serves_with_no_capabilities(pop_lab):
     families = traced_families(trace)
     assert "AF_INET" in families, families
     assert families <= unit_families("healthd"), families
+
+
+def test_statsd_serves_with_no_capabilities(pop_lab):
+    lab, conf = pop_lab
+    if not os.access(lab.binary("statsd"), os.X_OK):
+        pytest.skip("%s: statsd is not built" % BUILD)
+    caps = unit_caps("statsd")
+    assert caps == []
+    trace = os.path.join(lab.run_dir, "statsd.strace")
+    proc, notify = start(lab, conf, "statsd", caps, "statsd", trace)
+    try:
+        notify.wait("READY=1", proc=proc)
+        st = proc_status(daemon_pid(proc))
+        assert st["Uid"].split()[0] == str(UID)
+        assert int(st["CapEff"], 16) == 0 and int(st["CapBnd"], 16) == 0
+        notify.clear()
+        notify.wait("WATCHDOG=1", timeout=WATCHDOG_USEC / 1e6)
+        # It serves as an ordinary user: the POP from its JSON API.
+        port = lab.stats_ports("pop1")[2]
+        out = lab.run("pop1", ["curl", "-sf", "--max-time", "5",
+                               "http://127.0.0.1:%d/api/v1/pop" % port])
+        assert '"name"' in out, out
+        os.kill(daemon_pid(proc), signal.SIGHUP)     # the unit's ExecReload=
+        notify.clear()
+        notify.wait("WATCHDOG=1", timeout=WATCHDOG_USEC / 1e6)
+    finally:
+        rc = stop(proc, notify)
+    assert rc == 0, proc.log()
+    used = traced_syscalls(trace)
+    assert "bind" in used and "listen" in used, used
+    assert used <= unit_syscalls("statsd"), sorted(used - unit_syscalls("statsd"))
+    families = traced_families(trace)
+    assert families <= unit_families("statsd"), families
+
