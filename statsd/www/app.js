@@ -93,7 +93,8 @@ function renderAccept(pop) {
 		badge.textContent = 'Draining — not accepting new tunnels';
 	} else {
 		badge.className = 'badge warn';
-		badge.textContent = 'Not accepting new tunnels (' + mode + ')';
+		/* a non-breaking hyphen: "no-new" stays on one line */
+		badge.textContent = 'Not accepting new tunnels (' + mode.replace(/-/g, '\u2011') + ')';
 	}
 	badge.dataset.mode = mode;
 }
