@@ -7,8 +7,11 @@ the capabilities of the unit's CapabilityBoundingSet=/AmbientCapabilities=
 (read from systemd/*.service), with no_new_privs. The sd_notify messages go
 to a datagram socket of the test (NOTIFY_SOCKET), as they would to systemd:
 READY=1, STATUS=, WATCHDOG=1 at half of WATCHDOG_USEC, STOPPING=1. strace
-counts the system calls each daemon makes in its life, and every one must
-pass the unit's SystemCallFilter= (the groups as systemd-analyze lists them).
+records each daemon's life: every system call must pass the unit's
+SystemCallFilter= (the groups as systemd-analyze lists them), every socket
+family its RestrictAddressFamilies=, and every file it creates or writes
+must be where ProtectSystem=strict leaves it writable: the runtime
+directory, gatewayd's state directory, /dev, /proc, /sys.
 
 On a host with udev, /dev/net/tun is mode 0666 (systemd's default udev
 rules) and DeviceAllow= confines gatewayd to it. This machine may have no
@@ -16,6 +19,7 @@ udev and a 0600 node, so gatewayd gets, in its own mount namespace only, a
 0666 node of the same device bound over /dev/net/tun.
 """
 
+import json
 import os
 import re
 import signal
@@ -27,6 +31,7 @@ import time
 import zlib
 
 import pytest
+import zmq
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -186,6 +191,36 @@ def unit_families(daemon):
         return set(re.search(r"^RestrictAddressFamilies=(.*)$", f.read(), re.M).group(1).split())
 
 
+WRITE_FLAGS = ("O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND")
+
+
+def written_paths(path):
+    """Files the traced processes opened for writing, created, renamed,
+    removed or bound a socket at (calls that failed left out)."""
+    written = set()
+    with open(path) as f:
+        for line in f:
+            if re.search(r"= -1 E\w+", line):
+                continue
+            m = re.search(r"\bopenat\(\w+, \"([^\"]+)\", ([A-Z_|]+)", line)
+            if m and any(flag in m.group(2) for flag in WRITE_FLAGS):
+                written.add(m.group(1))
+            m = re.search(r"\b(?:mkdir|mkdirat|unlink|unlinkat|rmdir|rename|renameat2?|"
+                          r"link|linkat|symlink|symlinkat|truncate|chmod|fchmodat|chown|"
+                          r"fchownat)\((.*)", line)
+            if m:
+                written.update(re.findall(r"\"([^\"]+)\"", m.group(1)))
+            m = re.search(r"\bbind\(\d+, \{sa_family=AF_UNIX, sun_path=\"([^\"]+)\"", line)
+            if m:
+                written.add(m.group(1))
+    return written
+
+
+def outside(paths, allowed):
+    return sorted(p for p in paths
+                  if not any(p == a or p.startswith(a.rstrip("/") + "/") for a in allowed))
+
+
 def start(lab, conf, daemon, caps, name, trace=None):
     notify = Notify(os.path.join(lab.run_dir, "notify-%s.sock" % name))
     cmd = ["env", "NOTIFY_SOCKET=" + notify.path, "WATCHDOG_USEC=%d" % WATCHDOG_USEC]
@@ -209,6 +244,19 @@ def daemon_pid(proc):
         return pid
     with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
         return int(f.read().split()[0])
+
+
+def ctl(run_dir, request):
+    """One request to gatewayd's control socket, the reply as a dict."""
+    sock = zmq.Context.instance().socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVTIMEO, 5000)
+    try:
+        sock.connect("ipc://" + os.path.join(run_dir, "gatewayd.ctl"))
+        sock.send_string(json.dumps(request))
+        return json.loads(sock.recv_string())
+    finally:
+        sock.close()
 
 
 def proc_status(pid):
@@ -244,6 +292,15 @@ def test_gatewayd_serves_with_only_its_units_capabilities(pop_lab):
         notify.clear()
         notify.wait("WATCHDOG=1", timeout=WATCHDOG_USEC / 1e6)
 
+        # Control requests write the sites file and the acceptance mode.
+        run_dir = os.path.join(lab.pop_dir("pop1"), "run")
+        state_dir = os.path.join(lab.pop_dir("pop1"), "lib")
+        site = {"name": "priv-check", "source_ip": "198.18.77.7"}
+        assert ctl(run_dir, {"command": "site.add", "site": site})["ok"]
+        assert ctl(run_dir, {"command": "pop.accept", "mode": "no-new"})["ok"]
+        with open(os.path.join(state_dir, "sites.csv")) as f:
+            assert "priv-check,198.18.77.7" in f.read()
+
         os.kill(daemon_pid(proc), signal.SIGHUP)     # the unit's ExecReload=
         notify.clear()
         notify.wait("WATCHDOG=1", timeout=WATCHDOG_USEC / 1e6)
@@ -257,6 +314,9 @@ def test_gatewayd_serves_with_only_its_units_capabilities(pop_lab):
     families = traced_families(trace)
     assert {"AF_INET", "AF_NETLINK"} <= families, families
     assert families <= unit_families("gatewayd"), families
+    written = written_paths(trace)
+    assert os.path.join(state_dir, "sites.csv") in written, sorted(written)
+    assert outside(written, [run_dir, state_dir, "/dev", "/proc", "/sys"]) == []
 
 
 def test_gatewayd_without_capabilities_does_not_become_ready(pop_lab):
@@ -304,6 +364,8 @@ def test_healthd_serves_with_no_capabilities(pop_lab):
     families = traced_families(trace)
     assert "AF_INET" in families, families
     assert families <= unit_families("healthd"), families
+    run_dir = os.path.join(lab.pop_dir("pop1"), "run")
+    assert outside(written_paths(trace), [run_dir, "/dev", "/proc", "/sys"]) == []
 
 
 def test_statsd_serves_with_no_capabilities(pop_lab):
@@ -337,4 +399,6 @@ def test_statsd_serves_with_no_capabilities(pop_lab):
     assert used <= unit_syscalls("statsd"), sorted(used - unit_syscalls("statsd"))
     families = traced_families(trace)
     assert families <= unit_families("statsd"), families
+    run_dir = os.path.join(lab.pop_dir("pop1"), "run")
+    assert outside(written_paths(trace), [run_dir, "/dev", "/proc", "/sys"]) == []
 
