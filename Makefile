@@ -117,7 +117,7 @@ check-run: tests
 demo:
 	@scripts/deps.sh
 	@$(MAKE) --no-print-directory all
-	@tests/demo.sh $(BUILD)
+	@/usr/bin/python3 tests/demo.py --build $(BUILD)
 
 # Installs what `all` built (`make -o all install BUILD=DIR` installs an
 # existing build as it is). The system user comes from the sysusers.d file,

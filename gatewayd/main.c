@@ -90,6 +90,38 @@ static void open_shared_memory(struct gatewayd *d)
 		 gw->shm.hdr->lanes);
 }
 
+#define TENANT_RULE_PRIORITY	1000	/* + tenant index; before main (32766) */
+
+/* The default route of a tenant's table: on-link via its downstream interface. */
+static const struct conf_prefix default_v4 = { .family = AF_INET };
+static const struct conf_prefix default_v6 = { .family = AF_INET6 };
+
+/*
+ * A tenant with its own table: what comes out of its TUN and what comes
+ * back from its services is routed by that table, so two tenants may use
+ * the same prefixes. No VRF here: "iif" rules do the separation.
+ */
+static int tenant_rules(const struct conf_tenant *ten, unsigned index, bool add)
+{
+	int (*rule)(int, uint32_t, const char *, const struct conf_prefix *, uint32_t) =
+		add ? nl_rule_add : nl_rule_del;
+	int (*route)(const struct conf_prefix *, const char *, uint32_t) =
+		add ? nl_route_add : nl_route_del;
+	uint32_t prio = TENANT_RULE_PRIORITY + index;
+	int r = 0;
+
+	for (int f = 0; f < 2; f++) {
+		int family = f ? AF_INET6 : AF_INET;
+
+		r = r ? r : rule(family, ten->table, ten->tun, NULL, prio);
+		if (ten->downstream[0]) {
+			r = r ? r : rule(family, ten->table, ten->downstream, NULL, prio);
+			r = r ? r : route(f ? &default_v6 : &default_v4, ten->downstream, ten->table);
+		}
+	}
+	return r;
+}
+
 static void setup_tenants(struct gatewayd *d)
 {
 	struct gw *gw = &d->gw;
@@ -113,6 +145,9 @@ static void setup_tenants(struct gatewayd *d)
 				fatal("tenant %s: cannot add route %u via %s: %s", ten->name, i + 1,
 				      ten->tun, nl_last_error());
 		}
+		if (ten->table && tenant_rules(ten, t, true) < 0)
+			fatal("tenant %s: cannot route by table %u: %s", ten->name, ten->table,
+			      nl_last_error());
 	}
 }
 
@@ -125,6 +160,8 @@ static void teardown_tenants(struct gatewayd *d)
 
 		for (unsigned i = 0; i < ten->n_routes; i++)
 			nl_route_del(&ten->routes[i], ten->tun, ten->table);
+		if (ten->table)
+			tenant_rules(ten, t, false);
 		tun_close_queues(d->tun_fds[t], gw->n_workers);
 	}
 	d->tuns_open = 0;

@@ -131,11 +131,26 @@ close_socket:
 	return ret;
 }
 
+/* RTM_NEWLINK for interface INDEX changing FLAGS (under CHANGE). */
+static struct nlmsghdr *nl_link_msg(char *buf, unsigned index, unsigned flags, unsigned change)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct ifinfomsg *ifi;
+
+	nlh->nlmsg_type = RTM_NEWLINK;
+	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = (int)index;
+	ifi->ifi_flags = flags;
+	ifi->ifi_change = change;
+	return nlh;
+}
+
 int nl_link_setup(const char *name, unsigned mtu)
 {
 	char buf[NL_BUF_SIZE];
 	struct nlmsghdr *nlh;
-	struct ifinfomsg *ifi;
+	struct nlattr *af, *inet6;
 	unsigned index;
 	int ret;
 
@@ -144,16 +159,22 @@ int nl_link_setup(const char *name, unsigned mtu)
 	if (index == 0)
 		return nl_fail(-errno, "set link %s mtu %u up", name, mtu);
 
-	nlh = mnl_nlmsg_put_header(buf);
-	nlh->nlmsg_type = RTM_NEWLINK;
-	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
-	ifi->ifi_family = AF_UNSPEC;
-	ifi->ifi_index = (int)index;
-	ifi->ifi_flags = IFF_UP;
-	ifi->ifi_change = IFF_UP;
+	/*
+	 * MTU, and no IPv6 link-local address, while the link is still down:
+	 * it then sends no router solicitations or DAD of its own, which would
+	 * only come back out of the TUN as packets for nobody. IPv6 routes
+	 * through it still work.
+	 */
+	nlh = nl_link_msg(buf, index, 0, 0);
 	mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
-
+	af = mnl_attr_nest_start(nlh, IFLA_AF_SPEC);
+	inet6 = mnl_attr_nest_start(nlh, AF_INET6);
+	mnl_attr_put_u8(nlh, IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE);
+	mnl_attr_nest_end(nlh, inet6);
+	mnl_attr_nest_end(nlh, af);
 	ret = nl_talk(nlh);
+	if (ret == 0)
+		ret = nl_talk(nl_link_msg(buf, index, IFF_UP, IFF_UP));
 	if (ret < 0)
 		return nl_fail(ret, "set link %s mtu %u up", name, mtu);
 	return 0;

@@ -379,7 +379,10 @@ void worker_handle_tun(struct gw_worker *w, uint8_t tenant, uint8_t *pkt, size_t
 	}
 	site = endpoint_lookup(gw, tenant, family, &info.dst);
 	if (!site) {
-		pop_drop(w, SHM_DROP_NO_ROUTE_BACK);
+		/* Multicast and link-local are the POP's own stack talking to the link. */
+		pop_drop(w, family == AF_INET6 && (info.dst.v6.s6_addr[0] == 0xff ||
+						   IN6_IS_ADDR_LINKLOCAL(&info.dst.v6)) ?
+			 SHM_DROP_LOCAL : SHM_DROP_NO_ROUTE_BACK);
 		return;
 	}
 	if (!site->conf.enabled) {

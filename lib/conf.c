@@ -72,6 +72,15 @@ static unsigned setting_line(const config_setting_t *s)
 	return 1;
 }
 
+/* The file S came from: an @include'd one or the main file. */
+static const char *setting_file(const struct conf_loader *ld, const config_setting_t *s)
+{
+	for (; s; s = config_setting_parent(s))
+		if (config_setting_source_file(s))
+			return config_setting_source_file(s);
+	return ld->file;
+}
+
 /* "file:line: path: message" about setting S. Returns -1. */
 __attribute__((format(printf, 3, 4)))
 static int conf_fail(struct conf_loader *ld, const config_setting_t *s, const char *fmt, ...)
@@ -81,8 +90,8 @@ static int conf_fail(struct conf_loader *ld, const config_setting_t *s, const ch
 	int n;
 
 	setting_path(s, path, sizeof(path));
-	n = snprintf(ld->err, CONF_ERR_MAX, "%s:%u: %s%s", ld->file, setting_line(s), path,
-		     path[0] ? ": " : "");
+	n = snprintf(ld->err, CONF_ERR_MAX, "%s:%u: %s%s", setting_file(ld, s), setting_line(s),
+		     path, path[0] ? ": " : "");
 	if (n < 0 || n >= CONF_ERR_MAX)
 		return -1;
 	va_start(ap, fmt);
@@ -396,8 +405,8 @@ static int conf_parse_members(struct conf_loader *ld, const config_setting_t *gr
 
 			setting_path(group, path, sizeof(path));
 			snprintf(ld->err, CONF_ERR_MAX, "%s:%u: %s%s%s is missing; it has no "
-				 "default", ld->file, setting_line(group), path, path[0] ? "." : "",
-				 table->name);
+				 "default", setting_file(ld, group), setting_line(group), path,
+				 path[0] ? "." : "", table->name);
 			return -1;
 		}
 	}
@@ -495,6 +504,7 @@ static const struct conf_key tenant_keys[] = {
 	{ .name = "name", .parse = key_name, TENANT_KEY(name), .required = true },
 	{ .name = "tun", .parse = key_ifname, TENANT_KEY(tun), .required = true },
 	{ .name = "table", .parse = key_table, TENANT_KEY(table), .max = UINT32_MAX },
+	{ .name = "downstream", .parse = key_ifname, TENANT_KEY(downstream) },
 	{ .name = "routes", .parse = key_routes },
 	{ .name = NULL }
 };
@@ -558,6 +568,10 @@ static int key_tenants(struct conf_loader *ld, const config_setting_t *s,
 			return -1;
 		if (tenant_check_unique(ld, e, conf, (unsigned)i) < 0)
 			return -1;
+		if (conf->tenants[i].downstream[0] && !conf->tenants[i].table)
+			return conf_fail(ld, config_setting_get_member(e, "downstream"),
+					 "a downstream interface needs the tenant's own table "
+					 "(table = 1..252 or above 255)");
 	}
 	conf->n_tenants = (unsigned)n;
 	return 0;

@@ -39,6 +39,8 @@ struct conf_tenant {
 	char name[SHM_NAME_MAX];
 	char tun[IFNAMSIZ];
 	uint32_t table;			/* routing table, 0 = main */
+	char downstream[IFNAMSIZ];	/* with a table: the interface toward this
+					 * tenant's services; "" = none */
 	unsigned n_routes;
 	struct conf_prefix routes[CONF_MAX_ROUTES];
 };

@@ -61,6 +61,8 @@ static void print_tenant(const struct conf_tenant *t, FILE *out)
 	print_key_string(out, "\t\t", "name", t->name);
 	print_key_string(out, "\t\t", "tun", t->tun);
 	fprintf(out, "\t\ttable = %u%s;\n", t->table, t->table > INT32_MAX ? "L" : "");
+	if (t->downstream[0])
+		print_key_string(out, "\t\t", "downstream", t->downstream);
 	fputs("\t\troutes = (", out);
 	for (unsigned i = 0; i < t->n_routes; i++) {
 		conf_prefix_format(&t->routes[i], prefix, sizeof(prefix));

@@ -31,6 +31,7 @@ struct sites_parser {
 	const struct conf *conf;
 	bool failed;
 	unsigned line;			/* where the parser is now */
+	bool after_cr;			/* the last row ended with CR */
 	unsigned row_line;		/* where the current row began */
 	unsigned field;			/* fields seen in the current row */
 	bool have_header;
@@ -64,6 +65,13 @@ static void parser_header_field(struct sites_parser *sp, const char *name, unsig
 {
 	int col = sites_column_find(name);
 
+	for (const unsigned char *c = (const unsigned char *)name; *c; c++) {
+		if (*c < ' ' || *c == 0x7f) {
+			parser_fail(sp, line, sp->field + 1, "control character 0x%02x in a "
+				    "column name", *c);
+			return;
+		}
+	}
 	if (col < 0) {
 		parser_fail(sp, line, sp->field + 1, "unknown column \"%.64s\" (known: name, "
 			    "source_ip, traffic_type, services, keepalive, enabled, tenant, key, "
@@ -100,6 +108,7 @@ static void parser_on_field(void *data, size_t len, void *opaque)
 	unsigned line = sp->line;
 	char value[SITES_FIELD_MAX + 1];
 
+	sp->after_cr = false;
 	for (size_t i = 0; i < len; i++)
 		sp->line += ((const char *)data)[i] == '\n';
 	if (sp->failed)
@@ -213,14 +222,16 @@ static void parser_on_row(int c, void *opaque)
 			parser_end_site(sp);
 	}
 	sp->field = 0;
-	if (c == '\n')
+	/* A line ends at LF, CRLF or a lone CR, as in an editor. */
+	if (c == '\r' || (c == '\n' && !sp->after_cr))
 		sp->line++;
+	sp->after_cr = c == '\r';
 }
 
 /*
  * The file-wide rules. A conflict is between two sites; LATER is the one
- * that comes second (by line when loading, by position otherwise) and is
- * the one reported.
+ * that comes second in the array (file order when loading) and is the one
+ * reported.
  */
 enum sites_rule {
 	SITES_RULE_NAME,		/* the name is taken */
@@ -233,26 +244,21 @@ struct sites_conflict {
 	unsigned later, earlier;	/* indices into the set */
 };
 
-struct sites_order {
-	const struct site_conf *site;
-	const unsigned *rank;		/* line (or index) of each site */
-};
-
 static int order_by_name(const void *a, const void *b, void *opaque)
 {
-	const struct sites_order *o = opaque;
+	const struct site_conf *site = opaque;
 	unsigned i = *(const unsigned *)a, j = *(const unsigned *)b;
-	int cmp = strcmp(o->site[i].name, o->site[j].name);
+	int cmp = strcmp(site[i].name, site[j].name);
 
-	return cmp ? cmp : (o->rank[i] > o->rank[j]) - (o->rank[i] < o->rank[j]);
+	return cmp ? cmp : (i > j) - (i < j);
 }
 
-/* By source IP, keyless first, then key, then rank. */
+/* By source IP, keyless first, then key, then position. */
 static int order_by_source(const void *a, const void *b, void *opaque)
 {
-	const struct sites_order *o = opaque;
+	const struct site_conf *site = opaque;
 	unsigned i = *(const unsigned *)a, j = *(const unsigned *)b;
-	const struct site_conf *x = &o->site[i], *y = &o->site[j];
+	const struct site_conf *x = &site[i], *y = &site[j];
 	uint32_t xa = ntohl(x->source_ip.s_addr), ya = ntohl(y->source_ip.s_addr);
 
 	if (xa != ya)
@@ -261,13 +267,13 @@ static int order_by_source(const void *a, const void *b, void *opaque)
 		return x->has_key ? 1 : -1;
 	if (x->key != y->key)
 		return x->key < y->key ? -1 : 1;
-	return (o->rank[i] > o->rank[j]) - (o->rank[i] < o->rank[j]);
+	return (i > j) - (i < j);
 }
 
-static void conflict_keep(struct sites_conflict *best, bool *found, const unsigned *rank,
-			  enum sites_rule rule, unsigned later, unsigned earlier)
+static void conflict_keep(struct sites_conflict *best, bool *found, enum sites_rule rule,
+			  unsigned later, unsigned earlier)
 {
-	if (*found && rank[best->later] <= rank[later])
+	if (*found && best->later <= later)
 		return;
 	*found = true;
 	best->rule = rule;
@@ -275,30 +281,29 @@ static void conflict_keep(struct sites_conflict *best, bool *found, const unsign
 	best->earlier = earlier;
 }
 
-static void find_name_conflicts(const struct sites_order *o, unsigned *idx, unsigned n,
+static void find_name_conflicts(const struct site_conf *site, unsigned *idx, unsigned n,
 				struct sites_conflict *best, bool *found)
 {
-	qsort_r(idx, n, sizeof(*idx), order_by_name, (void *)o);
+	qsort_r(idx, n, sizeof(*idx), order_by_name, (void *)site);
 	for (unsigned k = 1, first = 0; k < n; k++) {
-		if (strcmp(o->site[idx[k]].name, o->site[idx[first]].name)) {
+		if (strcmp(site[idx[k]].name, site[idx[first]].name)) {
 			first = k;
 			continue;
 		}
-		conflict_keep(best, found, o->rank, SITES_RULE_NAME, idx[k], idx[first]);
+		conflict_keep(best, found, SITES_RULE_NAME, idx[k], idx[first]);
 	}
 }
 
 /* One group of sites sharing a source IP: IDX[from..to). */
-static void find_source_conflicts_in(const struct sites_order *o, const unsigned *idx,
+static void find_source_conflicts_in(const struct site_conf *site, const unsigned *idx,
 				     unsigned from, unsigned to, struct sites_conflict *best,
 				     bool *found)
 {
-	const struct site_conf *site = o->site;
 	unsigned eldest = idx[from], keyless = site[idx[from]].has_key ? to : from;
 	unsigned same_key = from;
 
 	for (unsigned k = from; k < to; k++)
-		if (o->rank[idx[k]] < o->rank[eldest])
+		if (idx[k] < eldest)
 			eldest = idx[k];
 	for (unsigned k = from; k < to; k++) {
 		unsigned m = idx[k];
@@ -309,33 +314,32 @@ static void find_source_conflicts_in(const struct sites_order *o, const unsigned
 		if (m == eldest)
 			continue;
 		if (!site[m].has_key)
-			conflict_keep(best, found, o->rank, SITES_RULE_NO_KEY, m, eldest);
-		else if (keyless < to && o->rank[idx[keyless]] < o->rank[m])
-			conflict_keep(best, found, o->rank, SITES_RULE_NO_KEY, m, idx[keyless]);
+			conflict_keep(best, found, SITES_RULE_NO_KEY, m, eldest);
+		else if (keyless < to && idx[keyless] < m)
+			conflict_keep(best, found, SITES_RULE_NO_KEY, m, idx[keyless]);
 		else if (same_key < k)
-			conflict_keep(best, found, o->rank, SITES_RULE_SAME_KEY, m, idx[same_key]);
+			conflict_keep(best, found, SITES_RULE_SAME_KEY, m, idx[same_key]);
 	}
 }
 
-static void find_source_conflicts(const struct sites_order *o, unsigned *idx, unsigned n,
+static void find_source_conflicts(const struct site_conf *site, unsigned *idx, unsigned n,
 				  struct sites_conflict *best, bool *found)
 {
-	qsort_r(idx, n, sizeof(*idx), order_by_source, (void *)o);
+	qsort_r(idx, n, sizeof(*idx), order_by_source, (void *)site);
 	for (unsigned from = 0, to; from < n; from = to) {
-		in_addr_t ip = o->site[idx[from]].source_ip.s_addr;
+		in_addr_t ip = site[idx[from]].source_ip.s_addr;
 
-		for (to = from + 1; to < n && o->site[idx[to]].source_ip.s_addr == ip; to++)
+		for (to = from + 1; to < n && site[idx[to]].source_ip.s_addr == ip; to++)
 			continue;
 		if (to - from > 1)
-			find_source_conflicts_in(o, idx, from, to, best, found);
+			find_source_conflicts_in(site, idx, from, to, best, found);
 	}
 }
 
 /* The conflict whose later site comes first. 1 if found, 0, or -ENOMEM. */
-static int sites_find_conflict(const struct site_conf *site, const unsigned *rank, unsigned n,
+static int sites_find_conflict(const struct site_conf *site, unsigned n,
 			       struct sites_conflict *conflict)
 {
-	struct sites_order order = { .site = site, .rank = rank };
 	unsigned *idx = malloc((n ? n : 1) * sizeof(*idx));
 	bool found = false;
 
@@ -343,8 +347,8 @@ static int sites_find_conflict(const struct site_conf *site, const unsigned *ran
 		return -ENOMEM;
 	for (unsigned i = 0; i < n; i++)
 		idx[i] = i;
-	find_name_conflicts(&order, idx, n, conflict, &found);
-	find_source_conflicts(&order, idx, n, conflict, &found);
+	find_name_conflicts(site, idx, n, conflict, &found);
+	find_source_conflicts(site, idx, n, conflict, &found);
 	free(idx);
 	return found;
 }
@@ -381,7 +385,7 @@ static int parser_check_conflicts(struct sites_parser *sp)
 	struct sites_conflict c;
 	char where[32], msg[CONF_ERR_MAX - 64];
 	enum sites_column col;
-	int ret = sites_find_conflict(sp->sites.site, sp->lines, sp->sites.n, &c);
+	int ret = sites_find_conflict(sp->sites.site, sp->sites.n, &c);
 
 	if (ret < 0)
 		return parser_fail(sp, 1, 1, "out of memory");
@@ -411,7 +415,8 @@ static int parser_run(struct sites_parser *sp, const char *text, size_t len)
 		unsigned line = 1;
 
 		for (size_t i = 0; i < done; i++)
-			line += text[i] == '\n';
+			line += text[i] == '\n' ||
+				(text[i] == '\r' && (i + 1 == len || text[i + 1] != '\n'));
 		ret = parser_fail(sp, line, sp->field + 1, "bad quoting: a quote inside an "
 				  "unquoted field or after a closing quote; quote the whole field "
 				  "and double any quote inside it");
@@ -516,7 +521,6 @@ int sites_load(struct sites *sites, const char *path, const struct conf *conf,
 int sites_validate(const struct sites *sites, const struct conf *conf, char err[CONF_ERR_MAX])
 {
 	struct sites_conflict c;
-	unsigned *rank;
 	char msg[CONF_ERR_MAX - 80];
 	int ret;
 
@@ -537,15 +541,7 @@ int sites_validate(const struct sites *sites, const struct conf *conf, char err[
 			 sites->n, conf->max_sites);
 		return -1;
 	}
-	rank = malloc((sites->n ? sites->n : 1) * sizeof(*rank));
-	if (!rank) {
-		snprintf(err, CONF_ERR_MAX, "out of memory");
-		return -1;
-	}
-	for (unsigned i = 0; i < sites->n; i++)
-		rank[i] = i;
-	ret = sites_find_conflict(sites->site, rank, sites->n, &c);
-	free(rank);
+	ret = sites_find_conflict(sites->site, sites->n, &c);
 	if (ret == 0)
 		return 0;
 	if (ret < 0) {

@@ -274,6 +274,7 @@ static const char *const drop_names[SHM_DROP_COUNT] = {
 	[SHM_DROP_IO] = "io",
 	[SHM_DROP_UNKNOWN_SOURCE] = "unknown_source",
 	[SHM_DROP_NO_ROUTE_BACK] = "no_route_back",
+	[SHM_DROP_LOCAL] = "local",
 };
 
 static const char *const service_names[SHM_SVC_COUNT] = { "swg", "cfw" };

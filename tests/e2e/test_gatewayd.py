@@ -83,10 +83,14 @@ def test_keepalives_reflected(env):
 # The SYN from the branch host as the server receives it. (A Python filter:
 # BPF filters need tcpdump, which the lab does not install.)
 SNIFF_SYN = r"""
-from scapy.all import sniff, IP, TCP
+from scapy.all import AsyncSniffer, IP, TCP
 def branch_syn(p):
     return TCP in p and p[IP].src == "10.1.0.2" and p[TCP].dport == 80 and p[TCP].flags.S
-for p in sniff(iface="eth0", lfilter=branch_syn, count=1, timeout=10):
+sniffer = AsyncSniffer(iface="eth0", lfilter=branch_syn, count=1, timeout=20,
+                       started_callback=lambda: print("ready", flush=True))
+sniffer.start()
+sniffer.join()
+for p in sniffer.results or []:
     print(dict(p[TCP].options).get("MSS"), flush=True)
 """
 
@@ -94,7 +98,7 @@ for p in sniff(iface="eth0", lfilter=branch_syn, count=1, timeout=10):
 def test_mss_clamped_at_the_server(env):
     lab, pop, _ = env
     sniffer = lab.popen("svc1", [lablib.PYTHON, "-c", SNIFF_SYN], name="sniff-syn")
-    time.sleep(1.5)		# scapy takes its time to open the capture
+    sniffer.wait_line("^ready$", timeout=20)
     assert curl(lab, "branch", f"http://{lablib.SVC_IP}/healthz").startswith("200")
     assert sniffer.wait_line(r"^\d+$", timeout=15) == "1436", sniffer.lines
 

@@ -148,7 +148,8 @@ class Proc:
         self._cond = threading.Condition()
         self._err = open(self.log_path, "a")
         stderr = subprocess.STDOUT if merge_stderr else self._err
-        self.popen = subprocess.Popen(["ip", "netns", "exec", ns] + cmd,
+        netns = ["ip", "netns", "exec", ns] if ns else []
+        self.popen = subprocess.Popen(netns + cmd,
                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                       stderr=stderr, text=True, start_new_session=True)
         threading.Thread(target=self._read, daemon=True).start()
@@ -278,8 +279,11 @@ class Lab:
         return sh(["ip", "netns", "exec", self.ns(role)] + list(cmd), check, timeout, input)
 
     def popen(self, role, cmd, name=None, merge_stderr=False):
-        """Start CMD in ROLE's namespace; stopped at teardown. Returns a Proc."""
-        proc = Proc(self, self.ns(role), list(cmd), name or f"{role}-{os.path.basename(cmd[0])}",
+        """Start CMD in ROLE's namespace (None: the namespace the lab runs
+        from, for processes that need no network of the lab's, only its
+        files and loopback); stopped at teardown. Returns a Proc."""
+        ns = self.ns(role) if role else None
+        proc = Proc(self, ns, list(cmd), name or f"{role or 'host'}-{os.path.basename(cmd[0])}",
                     merge_stderr)
         self.procs.append(proc)
         return proc
@@ -579,7 +583,8 @@ def tenants_conf(tenants):
     for t in tenants:
         routes = ", ".join(f'"{r}"' for r in t["routes"])
         table = f" table = {t['table']};" if t.get("table") else ""
-        items.append(f'\t{{ name = "{t["name"]}"; tun = "{t["tun"]}";{table} '
+        downstream = f' downstream = "{t["downstream"]}";' if t.get("downstream") else ""
+        items.append(f'\t{{ name = "{t["name"]}"; tun = "{t["tun"]}";{table}{downstream} '
                      f'routes = ( {routes} ); }}')
     return ",\n".join(items)
 

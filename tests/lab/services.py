@@ -4,7 +4,8 @@ namespace (198.19.0.2):
 
   http   HTTP on the given ports (default 80 and 443, plain HTTP on both):
          GET /healthz -> 200 "ok"; GET /blob/N -> N deterministic bytes
-         (blob_bytes(N), so a download can be checked byte for byte).
+         (blob_bytes(N), so a download can be checked byte for byte);
+         GET /whoami -> the --name given (which service answered).
   echo   TCP echo and UDP echo on port 7.
 
 The lab runs `services.py http` and `services.py echo` as separate processes,
@@ -38,6 +39,7 @@ def blob_bytes(n, start=0):
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "grepop-lab"
+    name = "grepop-lab"
 
     def log_message(self, fmt, *args):
         pass
@@ -52,6 +54,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/healthz":
             self._send(200, b"ok\n")
+        elif self.path == "/whoami":
+            self._send(200, self.name.encode() + b"\n")
         elif self.path.startswith("/blob/"):
             self._blob(self.path[len("/blob/"):])
         else:
@@ -123,7 +127,9 @@ def main():
     ap.add_argument("--bind", default="0.0.0.0")
     ap.add_argument("--ports", default="80,443", help="HTTP ports (comma separated)")
     ap.add_argument("--echo-port", type=int, default=7)
+    ap.add_argument("--name", default=Handler.name, help="what GET /whoami answers")
     args = ap.parse_args()
+    Handler.name = args.name
     try:
         if args.service == "http":
             servers = [HTTPServer((args.bind, int(p)), Handler) for p in args.ports.split(",")]

@@ -371,6 +371,19 @@ static void test_conf_file_errors(void)
 	CU_ASSERT(strstr(err, ":0: cannot read the file: Is a directory") != NULL);
 }
 
+/* A setting from an @include'd file is reported in that file. */
+static void test_conf_include(void)
+{
+	char part[PATH_MAX], text[PATH_MAX + 128];
+
+	write_text("part.conf", "\ngateway = {\n workers = 99; };\n", part);
+	snprintf(text, sizeof(text), MINIMAL_POP "@include \"%s\"\n", part);
+	assert_conf_error(text, "part.conf:3: gateway.workers: 99 is out of range (0..8)");
+	write_text("part.conf", "gateway = { workers = 2; };\n", part);
+	CU_ASSERT_EQUAL(load(text), 0);
+	CU_ASSERT_EQUAL(conf.workers, 2);
+}
+
 /* A failed load leaves the caller's structure as it was. */
 static void test_conf_all_or_nothing(void)
 {
@@ -501,6 +514,14 @@ static void test_sites_file_forms(void)
 	assert_sites_error("name,source_ip,traffic_type\n\"a\",198.51.100.1,\"iot\n\"\n"
 			   "b,198.51.100.2,bad\n", NULL,
 			   "sites.csv:2:3: traffic_type: control character 0x0a in the value");
+	/* Old Mac line ends: each CR is a line. */
+	assert_sites_error("name,source_ip,key\ra,198.51.100.1,\rb,198.51.100.1,7\r", NULL,
+			   "sites.csv:3:2: source_ip: 198.51.100.1 is also the source IP of \"a\" "
+			   "on row 2, and that site has no key; sites that share a source IP need "
+			   "distinct keys");
+	assert_sites_error("name,source_ip\r\ra,1.2.3.4\rb\",2.3.4.5\r", NULL,
+			   "sites.csv:4:1: bad quoting: a quote inside an unquoted field or after "
+			   "a closing quote; quote the whole field and double any quote inside it");
 	assert_sites_error("name,source_ip\n\"a,198.51.100.1\n", NULL,
 			   "sites.csv:2:1: a quoted field is never closed");
 	assert_sites_error("", NULL, "sites.csv:1:1: no header row (it names the columns: at "
@@ -905,6 +926,7 @@ int main(void)
 		{ "conf health", test_conf_health },
 		{ "conf stats", test_conf_stats },
 		{ "conf file errors", test_conf_file_errors },
+		{ "conf include", test_conf_include },
 		{ "conf all or nothing", test_conf_all_or_nothing },
 		{ "conf print round trip", test_conf_print_roundtrip },
 		{ "sites defaults", test_sites_defaults },
