@@ -38,7 +38,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "lab"))
 
 import lab as lablib  # noqa: E402
-from shm_reader import ShmReader  # noqa: E402
+from shmlayout import Shm  # noqa: E402
 
 BUILD = os.path.abspath(os.environ.get("GREPOP_BUILD", os.path.join(REPO, "build")))
 UID = 65534                     # nobody: owns nothing else the daemons could use
@@ -346,7 +346,7 @@ def test_healthd_serves_with_no_capabilities(pop_lab):
         notify.clear()
         notify.wait("WATCHDOG=1", timeout=WATCHDOG_USEC / 1e6)
         # The checks work as an ordinary user: both services come up.
-        shm = ShmReader(os.path.join(lab.pop_dir("pop1"), "run", "state"))
+        shm = Shm(os.path.join(lab.pop_dir("pop1"), "run", "state"))
         try:
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and not (
