@@ -2,11 +2,11 @@
 
 By default the page is served by tests/e2e/dashboard_server.py, the page's
 test server, with 250 fixture sites. To run the same tests against a real
-statsd, set GREPOP_DASHBOARD_URL to its stats.http address (it should have
-more than 200 sites) and GREPOP_DASHBOARD_SET_STATUS to a shell command
-that changes a site's status, with {name} and {status} in it, e.g.
-"grepopctl site disable {name}" with status "disabled"; without it the
-live-update test is skipped.
+statsd, set GREPOP_DASHBOARD_URL to its stats.http address (its POP should
+have more than 200 sites) and GREPOP_DASHBOARD_CTL to the grepopctl command
+for that POP (e.g. "build/grepopctl -c /etc/grepop/grepop.conf"), which
+the tests use to disable a site and change the acceptance mode; without it
+those two tests are skipped.
 
 A screenshot is left in tests/artifacts/dashboard.png.
 """
@@ -64,21 +64,27 @@ class FixtureBackend:
 
 
 class ExternalBackend:
-    """A real statsd at GREPOP_DASHBOARD_URL."""
+    """A real statsd at GREPOP_DASHBOARD_URL, changed through grepopctl."""
 
     def __init__(self, url):
         self.url = url.rstrip("/") + "/"
-        self.command = os.environ.get("GREPOP_DASHBOARD_SET_STATUS")
-        self.live_status = os.environ.get("GREPOP_DASHBOARD_STATUS", "disabled")
+        self.ctl = shlex.split(os.environ.get("GREPOP_DASHBOARD_CTL", ""))
+        self.live_status = "disabled"
+
+    def grepopctl(self, *args):
+        if not self.ctl:
+            pytest.skip("GREPOP_DASHBOARD_CTL is not set")
+        subprocess.run(self.ctl + list(args), check=True, timeout=10,
+                       stdout=subprocess.DEVNULL)
 
     def set_status(self, name, status):
-        if not self.command:
-            pytest.skip("GREPOP_DASHBOARD_SET_STATUS is not set")
-        cmd = self.command.format(name=shlex.quote(name), status=shlex.quote(status))
-        subprocess.run(cmd, shell=True, check=True, timeout=10)
+        self.grepopctl("site", "disable" if status == "disabled" else "enable", name)
 
     def set_accept_mode(self, mode):
-        return False
+        if not self.ctl:
+            return False
+        self.grepopctl("pop", mode)
+        return True
 
     def set_api_down(self, down):
         return False
