@@ -13,7 +13,7 @@ DESTDIR ?=
 CC ?= cc
 
 PKGS := liburcu liburcu-cds libnftnl libmnl libconfig libzmq libsystemd \
-	libmicrohttpd jansson libcurl
+	libmicrohttpd jansson libcurl libcap
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wformat=2 -Wpointer-arith -Wvla -Wno-unused-parameter -Wundef \

@@ -228,6 +228,8 @@ static struct gw_site *site_new(struct gw *gw, const struct site_conf *sc, uint3
 	tenant = conf_tenant_find(&gw->conf, sc->tenant);
 	site->tenant = tenant < 0 ? 0 : (uint8_t)tenant;
 	site->rate_bps = sc->rate_bps ? sc->rate_bps : gw->conf.default_rate_bps;
+	/* tunnel_mtu counts the basic 4-byte GRE header; a key takes 4 more. */
+	site->mtu = gw->conf.tunnel_mtu - (sc->has_key ? 4 : 0);
 	cds_lfht_node_init(&site->by_source);
 	return site;
 }
