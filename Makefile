@@ -75,6 +75,9 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
+# The dashboard is built into statsd (statsd/www.c includes the files).
+$(BUILD)/obj/statsd/www.o: $(wildcard statsd/www/*)
+
 $(BUILD)/libgrepop.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
 	@rm -f $@
@@ -138,8 +141,6 @@ install: all
 	done
 	install -D -m 0644 systemd/grepop.sysusers $(DESTDIR)/usr/lib/sysusers.d/grepop.conf
 	[ -n "$(DESTDIR)" ] || systemd-sysusers /usr/lib/sysusers.d/grepop.conf
-	install -d $(DESTDIR)$(PREFIX)/share/grepop/www
-	install -m 0644 statsd/www/* $(DESTDIR)$(PREFIX)/share/grepop/www/
 	for m in man/*.[1-8]; do \
 		[ -e "$$m" ] || continue; \
 		install -D -m 0644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man$${m##*.}/$$(basename "$$m"); \

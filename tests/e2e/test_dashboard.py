@@ -1,14 +1,18 @@
 """The dashboard (statsd/www/) in headless Chromium, driven by chromedriver.
 
-By default the page is served by tests/e2e/dashboard_server.py, the page's
-test server, with 250 fixture sites. To run the same tests against a real
+Every test runs twice: against the real statsd of a lab POP with 250 sites
+(one of them with a live tunnel), changed through gatewayd's control
+socket; and against tests/e2e/dashboard_server.py, the page's test server,
+whose answers the tests can break (lost connection, no sort support). To
+run the same tests against another
 statsd, set GREPOP_DASHBOARD_URL to its stats.http address (its POP should
 have more than 200 sites) and GREPOP_DASHBOARD_CTL to the grepopctl command
 for that POP (e.g. "build/grepopctl -c /etc/grepop/grepop.conf"), which
 the tests use to disable a site and change the acceptance mode; without it
 those two tests are skipped.
 
-A screenshot is left in tests/artifacts/dashboard.png.
+Screenshots are left in tests/artifacts/dashboard-statsd.png (the real
+statsd) and dashboard-fixture.png.
 """
 
 import json
@@ -26,7 +30,10 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
+import lab as lablib  # noqa: E402
+from conftest import module_prefix  # noqa: E402
 from dashboard_server import DashboardServer  # noqa: E402
+from pop import Pop, wait_for  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -61,6 +68,44 @@ class FixtureBackend:
 
     def close(self):
         self.server.stop()
+
+
+class LabBackend:
+    """The real service set of a lab POP: healthd, gatewayd and statsd."""
+
+    def __init__(self, request, build_dir):
+        if os.geteuid() != 0:
+            pytest.skip("needs root for network namespaces")
+        self.lab = lablib.standard(module_prefix(request), build_dir, backup=False)
+        try:
+            sites = [{"name": "branch", "source_ip": "198.18.0.2"}] + [
+                {"name": f"site-{i:03d}", "source_ip": f"198.18.{1 + i // 200}.{1 + i % 200}"}
+                for i in range(249)]
+            self.pop = Pop(self.lab, "pop1", sites=sites, statsd=True)
+            router = self.lab.start_router(["--keepalive", "1,3"], backup=None)
+            wait_for(lambda: (router.status() or {}).get("active") == "primary", 10,
+                     what="tunnel up")
+        except BaseException:
+            self.lab.close()
+            raise
+        self.url = f"http://127.0.0.1:{self.lab.stats_ports('pop1')[2]}/"
+        self.live_status = "disabled"
+
+    def set_status(self, name, status):
+        command = "site.disable" if status == "disabled" else "site.enable"
+        assert self.pop.ctl({"command": command, "names": [name]})["ok"]
+
+    def set_accept_mode(self, mode):
+        return self.pop.ctl({"command": "pop.accept", "mode": mode})["ok"]
+
+    def set_api_down(self, down):
+        return False
+
+    def set_order_supported(self, supported):
+        return False
+
+    def close(self):
+        self.lab.close()
 
 
 class ExternalBackend:
@@ -107,16 +152,22 @@ def all_sites(backend):
     return reply["sites"]
 
 
-@pytest.fixture(scope="module")
-def backend():
+@pytest.fixture(scope="module", params=["statsd", "fixture"])
+def backend(request, build_dir):
     url = os.environ.get("GREPOP_DASHBOARD_URL")
-    b = ExternalBackend(url) if url else FixtureBackend()
+    if url:
+        b = ExternalBackend(url)
+    elif request.param == "statsd":
+        b = LabBackend(request, build_dir)
+    else:
+        b = FixtureBackend()
     yield b
     b.close()
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(backend):
+    """A fresh browser per backend, so no request of one shows in the other."""
     if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
         pytest.skip("chromium and chromium-driver are not installed (scripts/deps.sh)")
     profile = tempfile.mkdtemp(prefix="grepop-chromium-")
@@ -322,7 +373,7 @@ def test_lost_connection_is_shown(browser, backend):
     browser.get_log("browser")          # the 503s logged meanwhile
 
 
-def test_sparklines_and_screenshot(browser, backend):
+def test_sparklines_and_screenshot(request, browser, backend):
     open_page(browser, backend)
     # Each poll adds a sample to every visible site's line.
     wait(browser, "five polls",
@@ -334,7 +385,8 @@ def test_sparklines_and_screenshot(browser, backend):
     assert points >= 4
 
     os.makedirs(ARTIFACTS, exist_ok=True)
-    path = os.path.join(ARTIFACTS, "dashboard.png")
+    kind = request.node.callspec.params.get("backend", "external")
+    path = os.path.join(ARTIFACTS, f"dashboard-{kind}.png")
     assert browser.save_screenshot(path)
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
