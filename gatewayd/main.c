@@ -477,6 +477,11 @@ int main(int argc, char **argv)
 	if (conf_load(&d.gw.conf, conf_path, err) < 0)
 		fatal("%s", err);
 	d.gw.health_stale_ns = 3ULL * d.gw.conf.health_interval_ms * NSEC_PER_MSEC;
+	/* XXX: the AF_PACKET ring receive path is not written yet; remove this
+	 * when gateway.io = "ring" has its own worker loop. */
+	if (d.gw.conf.io == CONF_IO_RING)
+		log_warning("gateway.io = \"ring\" is not available yet: receiving with "
+			    "recvmmsg on raw sockets instead");
 	d.signal_fd = open_signals();
 	rcu_register_thread();
 	open_shared_memory(&d);
