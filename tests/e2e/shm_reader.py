@@ -46,6 +46,7 @@ DROPS = ("disabled", "bad_key", "bad_header", "bad_checksum", "bad_inner",
          "not_serving", "loop", "io", "unknown_source", "no_route_back", "local")
 SITE_DROPS = 14
 ACCEPT = ("accept", "no-new", "drain")
+PROTO_KINDS = ("teb", "erspan", "wccp", "other")   # shm_pop_lane.unsupported_proto, SHM_PROTO_*
 
 SERVICES = ("swg", "cfw")               # enum shm_service
 HEALTH = ("unknown", "up", "down")      # enum shm_health
@@ -123,14 +124,18 @@ class ShmReader:
         return totals
 
     def pop_totals(self):
-        """POP lanes summed: rx/tx packets and bytes, drops by name."""
+        """POP lanes summed: rx/tx packets and bytes, drops by name, and the
+        unsupported GRE protocols by kind (PROTO_KINDS)."""
         totals = {"rx_packets": 0, "rx_bytes": 0, "tx_packets": 0, "tx_bytes": 0,
-                  "drops": dict.fromkeys(DROPS, 0)}
+                  "drops": dict.fromkeys(DROPS, 0),
+                  "unsupported_proto": dict.fromkeys(PROTO_KINDS, 0)}
         for lane in range(POP_LANES):
-            values = struct.unpack_from("<4Q%dQ" % len(DROPS), self._map,
+            values = struct.unpack_from("<4Q%dQ%dQ" % (len(DROPS), len(PROTO_KINDS)), self._map,
                                         OFF_POP_LANE + lane * POP_LANE_SIZE)
             for k, v in zip(("rx_packets", "rx_bytes", "tx_packets", "tx_bytes"), values[:4]):
                 totals[k] += v
-            for k, v in zip(DROPS, values[4:]):
+            for k, v in zip(DROPS, values[4:4 + len(DROPS)]):
                 totals["drops"][k] += v
+            for k, v in zip(PROTO_KINDS, values[4 + len(DROPS):]):
+                totals["unsupported_proto"][k] += v
         return totals
