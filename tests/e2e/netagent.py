@@ -13,9 +13,9 @@ Commands, one JSON object per line; one JSON reply per line:
 
     {"op": "send", "pkts": ["45000...", ...]}          -> {"sent": N}
     {"op": "flood", "pkt": HEX, "count": N, "src_base": "203.0.113.0",
-     "src_span": 256}                                   -> {"sent": N}
-        the same packet COUNT times, the outer source cycling through
-        SRC_SPAN addresses from SRC_BASE
+     "src_span": 256, "pps": 10000}                     -> {"sent": N}
+        the same packet COUNT times at PPS a second at most, the outer
+        source cycling through SRC_SPAN addresses from SRC_BASE
     {"op": "fence", "id": ID, "timeout": S}             -> {"seen": true,
      "packets": [...]}
         waits until a packet with IPv4 identification ID arrives (a marker
@@ -112,16 +112,20 @@ def send_raw(sock, pkt):
         return 0
 
 
-def flood(sock, pkt, count, src_base, span):
+def flood(sock, pkt, count, src_base, span, pps):
+    """COUNT copies of PKT at PPS packets a second at most, in bursts of 100."""
     base = int(ipaddress.IPv4Address(src_base))
     buf = bytearray(pkt)
-    sent = 0
+    start = time.monotonic()
     for i in range(count):
+        if i % 100 == 0:
+            ahead = start + i / pps - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
         struct.pack_into("!I", buf, 12, base + i % span)
         while not send_raw(sock, bytes(buf)):	# a full queue: wait, do not lose it
             time.sleep(0.001)
-        sent += 1
-    return sent
+    return count
 
 
 def parse_ignore(spec):
@@ -144,7 +148,8 @@ def main():
             reply = {"sent": sum(send_raw(tx, bytes.fromhex(p)) for p in req["pkts"])}
         elif req["op"] == "flood":
             reply = {"sent": flood(tx, bytes.fromhex(req["pkt"]), req["count"],
-                                   req["src_base"], req.get("src_span", 1))}
+                                   req["src_base"], req.get("src_span", 1),
+                                   req.get("pps", 10000))}
         elif req["op"] == "fence":
             seen, packets = cap.fence(req["id"], req.get("timeout", 5))
             reply = {"seen": seen, "packets": packets}

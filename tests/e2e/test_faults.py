@@ -141,8 +141,7 @@ def test_healthd_killed_fails_closed_then_recovers(env):
     assert time.monotonic() - killed < 3.5
     wait_for(lambda: "healthd heartbeat stopped" in pop.log("gatewayd")[log_mark:], 5,
              what="gatewayd logs the stopped heartbeat")
-    flow.popen.wait(timeout=20)
-    assert " 0% packet loss" in "\n".join(flow.lines), flow.lines
+    assert " 0% packet loss" in flow.wait_line("packets transmitted", 20), flow.lines
     keepalives = pop.site("branch")["keepalives"]
     pop.start("healthd")
     wait_for(lambda: services_up(pop), 10, what="services up again")
@@ -163,8 +162,7 @@ def test_statsd_killed_data_path_unaffected(env):
     flow = pinger(lab, 30)
     wait_for(lambda: replies(flow) >= 3, 10, what="traffic")
     kill9(pop, "statsd")
-    flow.popen.wait(timeout=20)
-    assert " 0% packet loss" in "\n".join(flow.lines), flow.lines
+    assert " 0% packet loss" in flow.wait_line("packets transmitted", 20), flow.lines
     assert pop.procs["gatewayd"].alive() and pop.procs["healthd"].alive()
 
 
