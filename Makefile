@@ -13,7 +13,7 @@ DESTDIR ?=
 CC ?= cc
 
 PKGS := liburcu liburcu-cds libnftnl libmnl libconfig libzmq libsystemd \
-	libmicrohttpd jansson libcurl
+	libmicrohttpd jansson libcurl libcap
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wformat=2 -Wpointer-arith -Wvla -Wno-unused-parameter -Wundef \
@@ -117,7 +117,7 @@ check-run: tests
 demo:
 	@scripts/deps.sh
 	@$(MAKE) --no-print-directory all
-	@tests/demo.sh $(BUILD)
+	@/usr/bin/python3 tests/demo.py --build $(BUILD)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin

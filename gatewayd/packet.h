@@ -61,7 +61,10 @@ struct gre_packet {
  * MetaData), SHM_DROP_BAD_CHECKSUM (C set and the GRE checksum is wrong),
  * SHM_DROP_UNSUPPORTED_PROTO (a protocol other than keepalive, IPv4, IPv6,
  * MetaData). The protocol of an unsupported packet is still filled in.
- * Outer IP fragments are SHM_DROP_BAD_HEADER.
+ * Outer IP fragments are SHM_DROP_BAD_HEADER. OUT is zeroed first; src and
+ * dst are set as soon as the outer IPv4 header is valid, so a GRE header
+ * refused after that can still be charged to a site (src 0.0.0.0 means the
+ * outer header itself was refused).
  */
 int gre_parse(const uint8_t *pkt, size_t len, struct gre_packet *out);
 

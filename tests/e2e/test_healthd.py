@@ -21,7 +21,7 @@ import time
 import pytest
 import zmq
 
-from shm_reader import ShmReader
+from shmlayout import Shm
 
 BUILD = os.environ.get("GREPOP_BUILD", "build")
 HEALTHD = os.path.join(BUILD, "healthd")
@@ -168,7 +168,7 @@ class Healthd:
     def attach(self):
         path = os.path.join(self.dir, "state")
         assert wait_for(lambda: os.path.exists(path) and os.path.getsize(path) > 0, 5)
-        self.shm = ShmReader(path)
+        self.shm = Shm(path)
         return self.shm
 
     def log(self):

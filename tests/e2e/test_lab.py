@@ -21,8 +21,9 @@ def assert_scapy_agrees(pkt, key, sgt):
     rebuilt = scapy_l2.GRE(bytes(gre))
     rebuilt.chksum = None	# let scapy compute it
     assert bytes(rebuilt)[4:6] == bytes(gre)[4:6], "GRE checksum differs from scapy's"
-    meta = bytes(gre.payload)[:8]
-    assert meta == bytes([0x08, 0x00, 1, 1, 0, 1, sgt >> 8, sgt & 0xff])
+    meta, inner = bytes(gre.payload)[:8], bytes(gre.payload)[8:]
+    ethertype = b"\x86\xdd" if inner[0] >> 4 == 6 else b"\x08\x00"
+    assert meta == ethertype + bytes([1, 1, 0, 1, sgt >> 8, sgt & 0xff])
 
 
 def test_addresses(lab):
@@ -164,6 +165,26 @@ def test_wrong_key_is_not_an_answer(lab):
         assert st["primary"]["answered"] == 0 and st["drops"] >= 2
         assert echo1.stats()["probes"] >= 2
         assert "198.18.0.2/5" in echo1.stats()["tunnels"]
+    finally:
+        lab.stop_router(router)
+        echo1.stop()
+
+
+def test_counts_are_exact(lab):
+    """Every packet routed into the TUN becomes one GRE packet at the POP,
+    and nothing else is sent (no keepalives or probes configured)."""
+    echo1 = lab.start_echo("pop1", "--echo-icmp")
+    router = lab.start_router(["--seq"], backup=None, ipv6=False)
+    try:
+        lab.run("branch", ["ping", "-c3", "-i", "0.2", "-W2", "198.19.0.2"])
+        lablib.wait_for(lambda: router.status()["rx_packets"] == 3, 3, what="3 replies")
+        lablib.wait_for(lambda: echo1.stats()["probes"] == 3, 3, what="3 echoes at pop1")
+        st, seen = router.status(), echo1.stats()
+        assert (st["tx_packets"], st["drops"]) == (3, 0)
+        assert (seen["data"], seen["probes"], seen["keepalives"], seen["bad"]) == (0, 3, 0, 0)
+        assert seen["tunnels"] == {"198.18.0.2/None": 3}
+        assert seen["last"]["seq"] == 2	# sequence numbers 0, 1, 2
+        assert st["primary"]["sent"] == 0
     finally:
         lab.stop_router(router)
         echo1.stop()

@@ -13,6 +13,11 @@ def ping(lab, role, dst, count=2):
     return f"{count} received" in out
 
 
+def tunnel_count(echo, tunnel):
+    """Packets the reflector saw from TUNNEL ("source/key")."""
+    return ((echo.stats() or {}).get("tunnels") or {}).get(tunnel, 0)
+
+
 def assert_conf_loads(lab, conf):
     """The configuration loader itself accepts what write_conf wrote."""
     gatewayd = lab.binary("gatewayd")
@@ -31,9 +36,8 @@ def test_two_sites_one_router(build_dir):
         assert r2.tun == "gre-r1"
         assert ping(lab, "branch", "198.19.0.2")
         assert ping(lab, "branch2", "198.19.0.2")
-        tunnels = echo.stats()["tunnels"]
-        assert tunnels.get("198.18.0.2/1", 0) >= 2
-        assert tunnels.get("198.18.0.3/2", 0) >= 2
+        lablib.wait_for(lambda: tunnel_count(echo, "198.18.0.2/1") >= 2 and
+                        tunnel_count(echo, "198.18.0.3/2") >= 2, 3, what="both tunnels at pop1")
         lablib.wait_for(lambda: r2.status()["rx_packets"] >= 2 and r1.status()["rx_packets"] >= 2,
                         3, what="replies through both tunnels")
         assert_conf_loads(lab, lab.write_conf("pop1"))
@@ -50,8 +54,8 @@ def test_overlapping_tenants(build_dir):
         lab.start_router(["--key", "20"], router="router2", backup=None)
         assert ping(lab, "branch", "198.19.0.2")
         assert ping(lab, "branchb", "198.19.0.2")
-        tunnels = echo.stats()["tunnels"]
-        assert tunnels.get("198.18.0.2/10", 0) >= 2 and tunnels.get("198.18.0.4/20", 0) >= 2
+        lablib.wait_for(lambda: tunnel_count(echo, "198.18.0.2/10") >= 2 and
+                        tunnel_count(echo, "198.18.0.4/20") >= 2, 3, what="both tenants at pop1")
         conf = lab.write_conf("pop1", sites=[
             {"name": "acme", "source_ip": "198.18.0.2", "key": "10", "tenant": "acme"},
             {"name": "globex", "source_ip": "198.18.0.4", "key": "20", "tenant": "globex"}],

@@ -408,10 +408,30 @@ static int gre_parse(const struct opts *o, const uint8_t *pkt, size_t len, size_
 	return proto;
 }
 
+/* The payload of GRE from P: an answer to a check, or traffic for the TUN. */
+static int inner_deliver(struct router *r, struct pop *p, int proto, const uint8_t *pkt,
+			 size_t len)
+{
+	if (proto == PROTO_KEEPALIVE && r->o.keepalive.on) {
+		check_answer(r, p, &p->ka, "keepalives");
+		return 0;
+	}
+	if (proto == PROTO_IPV4 && probe_is_reply(r, p, pkt, len)) {
+		check_answer(r, p, &p->probe, "probes");
+		return 0;
+	}
+	if ((proto != PROTO_IPV4 && proto != PROTO_IPV6) || len == 0)
+		return -EPROTO;
+	if (write(r->tun_fd, pkt, len) < 0)
+		return -errno;
+	r->rx_packets++;
+	return 0;
+}
+
 static void raw_receive(struct router *r)
 {
-	uint8_t *pkt = r->buf;
-	ssize_t n = recv(r->raw_fd, pkt, PKT_MAX, MSG_DONTWAIT);
+	const uint8_t *pkt = r->buf;
+	ssize_t n = recv(r->raw_fd, r->buf, PKT_MAX, MSG_DONTWAIT);
 	struct in_addr src;
 	struct pop *p;
 	size_t ihl, off;
@@ -422,22 +442,14 @@ static void raw_receive(struct router *r)
 	ihl = (size_t)(pkt[0] & 0x0f) * 4;
 	memcpy(&src, pkt + 12, 4);
 	p = pop_find(r, src);
-	if (!p || (size_t)n < ihl || memcmp(pkt + 16, &r->o.local, 4) != 0)
+	if (!p || ihl < 20 || (size_t)n < ihl || memcmp(pkt + 16, &r->o.local, 4) != 0)
 		goto drop;
 	proto = gre_parse(&r->o, pkt + ihl, (size_t)n - ihl, &off);
-	pkt += ihl + off;
-	n -= (ssize_t)(ihl + off);
-	if (proto == PROTO_KEEPALIVE && r->o.keepalive.on) {
-		check_answer(r, p, &p->ka, "keepalives");
-	} else if (proto == PROTO_IPV4 && probe_is_reply(r, p, pkt, (size_t)n)) {
-		check_answer(r, p, &p->probe, "probes");
-	} else if ((proto == PROTO_IPV4 || proto == PROTO_IPV6) && n > 0) {
-		if (write(r->tun_fd, pkt, (size_t)n) < 0)
-			goto drop;
-		r->rx_packets++;
-	} else {
+	if (proto < 0)
 		goto drop;
-	}
+	off += ihl;
+	if (inner_deliver(r, p, proto, pkt + off, (size_t)n - off) < 0)
+		goto drop;
 	return;
 drop:
 	r->drops++;
@@ -624,7 +636,8 @@ static void usage(FILE *out)
 		"  --pop IP               primary POP (gateway IP)\n"
 		"  --backup IP            backup POP, used while the primary is down\n"
 		"  --tun NAME             TUN device to create (default gre-r)\n"
-		"  --mtu N                TUN MTU (default 1476)\n"
+		"  --mtu N                TUN MTU (default 1476 less 4 bytes per GRE option\n"
+		"                         and 8 for MetaData, as a 1500-byte WAN allows)\n"
 		"  --key N                GRE key (K bit)\n"
 		"  --checksum             GRE checksum (C bit)\n"
 		"  --seq                  GRE sequence numbers (S bit)\n"
@@ -777,7 +790,7 @@ static int parse_args(struct opts *o, int argc, char **argv)
 	bool have_local = false, have_pop = false;
 	int c, ret;
 
-	*o = (struct opts){ .tun = "gre-r", .mtu = 1476, .n_pops = 1, .rise = 2 };
+	*o = (struct opts){ .tun = "gre-r", .n_pops = 1, .rise = 2 };
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		ret = parse_opt(o, c, optarg);
 		if (ret)
@@ -791,6 +804,8 @@ static int parse_args(struct opts *o, int argc, char **argv)
 		return bad("--local and --pop", "", "are required (see --help)");
 	if (o->probe.on && o->probe_src.s_addr == 0)
 		return bad("--probe", "", "needs --probe-src");
+	if (o->mtu == 0)	/* what fits a 1500-byte WAN with these options */
+		o->mtu = (unsigned)(1500 - 20 - gre_len(o, o->meta));
 	return 0;
 }
 

@@ -33,6 +33,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -148,7 +149,8 @@ class Proc:
         self._cond = threading.Condition()
         self._err = open(self.log_path, "a")
         stderr = subprocess.STDOUT if merge_stderr else self._err
-        self.popen = subprocess.Popen(["ip", "netns", "exec", ns] + cmd,
+        netns = ["ip", "netns", "exec", ns] if ns else []
+        self.popen = subprocess.Popen(netns + cmd,
                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                       stderr=stderr, text=True, start_new_session=True)
         threading.Thread(target=self._read, daemon=True).start()
@@ -278,8 +280,11 @@ class Lab:
         return sh(["ip", "netns", "exec", self.ns(role)] + list(cmd), check, timeout, input)
 
     def popen(self, role, cmd, name=None, merge_stderr=False):
-        """Start CMD in ROLE's namespace; stopped at teardown. Returns a Proc."""
-        proc = Proc(self, self.ns(role), list(cmd), name or f"{role}-{os.path.basename(cmd[0])}",
+        """Start CMD in ROLE's namespace (None: the namespace the lab runs
+        from, for processes that need no network of the lab's, only its
+        files and loopback); stopped at teardown. Returns a Proc."""
+        ns = self.ns(role) if role else None
+        proc = Proc(self, ns, list(cmd), name or f"{role or 'host'}-{os.path.basename(cmd[0])}",
                     merge_stderr)
         self.procs.append(proc)
         return proc
@@ -405,11 +410,13 @@ class Lab:
     # -- the branch router's tunnels
 
     def start_router(self, args=(), router="router", site=None, pop="pop1", backup="pop2",
-                     tun=None, wait=True):
+                     tun=None, wait=True, ipv6=True):
         """Start grerouter in ROUTER's namespace for the tunnel of branch SITE
         (default: the router's first branch) to POP, with BACKUP (None for
         none) and extra ARGS (e.g. ["--keepalive", "1,3", "--key", "7"]);
-        route the service and probe prefixes into its TUN. Returns a Router."""
+        route the service and probe prefixes into its TUN. Returns a Router.
+        Without IPV6 the TUN is created with IPv6 disabled, so the tunnel
+        carries exactly what the test sends (no MLD reports, solicitations)."""
         r = self.routers[router]
         branch = next(b for b in r["branches"] if site in (None, b["name"]))
         idx = r["branches"].index(branch)
@@ -419,14 +426,26 @@ class Lab:
                "--tun", tun, "--status", status]
         if backup:
             cmd += ["--backup", self.pop_ip(backup)]
-        proc = Router(self, self.ns(router), cmd + list(args), f"{router}-{tun}", status, tun)
-        self.procs.append(proc)
+        if not ipv6:
+            self._ipv6_default(router, False)
+        try:
+            proc = Router(self, self.ns(router), cmd + list(args), f"{router}-{tun}", status,
+                          tun)
+            self.procs.append(proc)
+            if wait or not ipv6:
+                wait_for(lambda: proc.status() or not proc.alive(), 5, what=f"{tun} status")
+        finally:
+            if not ipv6:
+                self._ipv6_default(router, True)
+        if not proc.alive():
+            raise LabError(f"grerouter exited: {proc.log()}")
         if wait:
-            wait_for(lambda: proc.status() or not proc.alive(), 5, what=f"{tun} status")
-            if not proc.alive():
-                raise LabError(f"grerouter exited: {proc.log()}")
             self._tunnel_routes(router, branch, tun, idx)
         return proc
+
+    def _ipv6_default(self, role, on):
+        """IPv6 on (or off) for interfaces created from now on in ROLE."""
+        self.run(role, ["sysctl", "-qw", f"net.ipv6.conf.default.disable_ipv6={int(not on)}"])
 
     def start_echo(self, pop, *args):
         """Run gre_echo.py (ARGS: e.g. "--echo-icmp") on POP's gateway IP in
@@ -462,7 +481,8 @@ class Lab:
 
     # -- gatewayd configuration
 
-    def write_conf(self, pop, runtime_dir=None, sites=None, tenants=None, extra=""):
+    def write_conf(self, pop, runtime_dir=None, sites=None, tenants=None, extra="",
+                   tunnel_mtu=1476):
         """Write POP's grepop.conf (from grepop.conf.in) and its sites CSV
         under pop_dir(POP); RUNTIME_DIR defaults to pop_dir(POP)/run.
 
@@ -478,15 +498,15 @@ class Lab:
         sites_file = os.path.join(state_dir, "sites.csv")
         with open(sites_file, "w") as f:
             f.write(sites_csv(sites if sites is not None else self.default_sites()))
-        port = 19100 + 10 * p["index"]
+        feed, snapshot, http = self.stats_ports(pop)
         values = {
             "POP_NAME": pop, "GATEWAY_IP": p["wan_ip"], "PROBE_IP": PROBE_IP,
-            "WAN_INTERFACE": "wan0", "TUNNEL_MTU": "1476",
+            "WAN_INTERFACE": "wan0", "TUNNEL_MTU": str(tunnel_mtu),
             "BACKUP_POPS": ", ".join(f'"{b}"' for b in self.pops if b != pop),
             "RUNTIME_DIR": runtime_dir, "STATE_DIR": state_dir, "SITES_FILE": sites_file,
             "TENANTS": tenants_conf(tenants or self.default_tenants()),
-            "SVC_IP": SVC_IP, "FEED_PORT": str(port), "SNAPSHOT_PORT": str(port + 1),
-            "HTTP_PORT": str(port + 2), "EXTRA": extra,
+            "SVC_IP": SVC_IP, "FEED_PORT": str(feed), "SNAPSHOT_PORT": str(snapshot),
+            "HTTP_PORT": str(http), "EXTRA": extra,
         }
         with open(os.path.join(HERE, "grepop.conf.in")) as f:
             text = f.read()
@@ -502,9 +522,18 @@ class Lab:
         return os.path.join(self.run_dir, pop)
 
     def stats_ports(self, pop):
-        """(feed, snapshot, http) ports on POP's loopback, as write_conf sets."""
-        port = 19100 + 10 * self.pops[pop]["index"]
-        return port, port + 1, port + 2
+        """(feed, snapshot, http) ports for POP's statsd, as write_conf sets:
+        free ports of this host's loopback, chosen once per POP, so that a
+        lab never collides with another one or with a leftover process."""
+        p = self.pops[pop]
+        if "stats_ports" not in p:
+            socks = [socket.socket() for _ in range(3)]
+            for s in socks:
+                s.bind(("127.0.0.1", 0))
+            p["stats_ports"] = tuple(s.getsockname()[1] for s in socks)
+            for s in socks:
+                s.close()
+        return p["stats_ports"]
 
     def default_sites(self):
         sites = []

@@ -628,6 +628,13 @@ static void test_outer_ipv4(void)
 	memcpy(copy, buf, len);
 	copy[10] ^= 0xff;
 	CU_ASSERT_EQUAL(gre_parse(copy, len, &g), SHM_DROP_BAD_HEADER);
+	/* A refused outer header leaves no source to charge... */
+	CU_ASSERT_EQUAL(g.src.s_addr, 0);
+	/* ...a refused GRE header behind a valid one does. */
+	memcpy(copy, buf, len);
+	copy[21] |= 0x01;
+	CU_ASSERT_EQUAL(gre_parse(copy, len, &g), SHM_DROP_BAD_HEADER);
+	CU_ASSERT_EQUAL(g.src.s_addr, a4(OUTER_SRC).s_addr);
 
 	/* Fragments: more-fragments, an offset, both. DF alone is fine. */
 	static const uint16_t frags[] = { 0x2000, 0x0001, 0x1fff, 0x20b9 };
@@ -744,6 +751,26 @@ static void test_inner_ipv4_tcp(void)
 	len = mk_tcp4(inner, 80, 0x10, NULL, 0, 0);
 	CU_ASSERT_EQUAL(inner_parse(inner, len, AF_INET, &in), 0);
 	CU_ASSERT_FALSE(in.tcp_syn);
+}
+
+/* IHL 6: a 4-byte option (router alert) between the header and TCP. */
+static void test_inner_ipv4_options(void)
+{
+	struct inner_info in;
+	uint8_t p[128];
+	size_t len = mk_tcp4(inner, 443, 0x02, NULL, 0, 0);
+
+	memcpy(p, inner, 20);
+	memcpy(p + 20, "\x94\x04\x00\x00", 4);
+	memcpy(p + 24, inner + 20, len - 20);
+	p[0] = 0x46;
+	w16(p + 2, (uint16_t)(len + 4));
+	fix_ip4(p);
+	CU_ASSERT_EQUAL(inner_parse(p, len + 4, AF_INET, &in), 0);
+	CU_ASSERT_PTR_EQUAL(in.l4, p + 24);
+	CU_ASSERT_EQUAL(in.dst_port, 443);
+	p[22] ^= 0x01;
+	CU_ASSERT_EQUAL(inner_parse(p, len + 4, AF_INET, &in), SHM_DROP_BAD_INNER);
 }
 
 static void test_inner_ipv4_broken(void)
@@ -1666,6 +1693,7 @@ static const struct test_case tests[] = {
 	{ "outer IPv4 options", test_outer_options },
 	{ "scapy vectors", test_scapy_vectors },
 	{ "inner IPv4 TCP", test_inner_ipv4_tcp },
+	{ "inner IPv4 with options", test_inner_ipv4_options },
 	{ "inner IPv4 broken", test_inner_ipv4_broken },
 	{ "inner IPv4 UDP and ICMP", test_inner_ipv4_udp_icmp },
 	{ "inner IPv4 fragments", test_inner_ipv4_fragments },

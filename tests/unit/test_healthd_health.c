@@ -2,7 +2,7 @@
  * Unit tests of healthd's state machine (healthd/health.c): hysteresis,
  * the first verdict from UNKNOWN, flapping, several checks per service,
  * reasons and log lines, the shared-memory writes, and the offsets that
- * tests/e2e/shm_reader.py hard-codes.
+ * tests/e2e/shmlayout.py hard-codes.
  */
 #include <CUnit/Basic.h>
 #include <stdio.h>
@@ -309,7 +309,7 @@ static void test_adopt(void)
 	unlink(path);
 }
 
-/* The numbers tests/e2e/shm_reader.py hard-codes: change both together. */
+/* The numbers tests/e2e/shmlayout.py hard-codes: change both together. */
 static void test_reader_offsets(void)
 {
 	size_t pop = offsetof(struct shm_header, pop);
@@ -354,7 +354,7 @@ int main(void)
 	CU_add_test(suite, "log and status lines", test_formats);
 	CU_add_test(suite, "shared memory writes", test_shm_writes);
 	CU_add_test(suite, "adopt an earlier healthd's state", test_adopt);
-	CU_add_test(suite, "offsets used by shm_reader.py", test_reader_offsets);
+	CU_add_test(suite, "offsets used by shmlayout.py", test_reader_offsets);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();

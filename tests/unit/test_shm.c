@@ -1,7 +1,8 @@
 /*
  * The shared-memory segment: creation, re-attachment, refusal of another
  * layout or a damaged file, the per-slot identity sequence counter under a
- * concurrent writer, lane sums, and the offsets the Python test readers use.
+ * concurrent writer, and lane sums. (tests/unit/test_statsd_collect.c checks
+ * the offsets tests/e2e/shmlayout.py uses.)
  */
 #include <CUnit/Basic.h>
 #include <errno.h>
@@ -184,30 +185,6 @@ static void test_names(void)
 	CU_ASSERT_STRING_EQUAL(shm_health_name(SHM_HEALTH_DOWN), "down");
 }
 
-/* The numbers tests/e2e/shm_reader.py hard-codes. */
-static void test_offsets_for_python(void)
-{
-	CU_ASSERT_EQUAL(offsetof(struct shm_header, site_capacity), 24);
-	CU_ASSERT_EQUAL(offsetof(struct shm_header, site_stride), 28);
-	CU_ASSERT_EQUAL(offsetof(struct shm_header, sites_offset), 40);
-	CU_ASSERT_EQUAL(offsetof(struct shm_header, pop), 64);
-	CU_ASSERT_EQUAL(offsetof(struct shm_pop, accept_mode), 0);
-	CU_ASSERT_EQUAL(offsetof(struct shm_pop, lane), 128);
-	CU_ASSERT_EQUAL(sizeof(struct shm_pop_lane), 256);
-	CU_ASSERT_EQUAL(offsetof(struct shm_pop_lane, drops), 32);
-	CU_ASSERT_EQUAL(offsetof(struct shm_site, in_use), 4);
-	CU_ASSERT_EQUAL(offsetof(struct shm_site, generation), 8);
-	CU_ASSERT_EQUAL(offsetof(struct shm_site, id), 16);
-	CU_ASSERT_EQUAL(offsetof(struct shm_site_id, source_ip), 64);
-	CU_ASSERT_EQUAL(offsetof(struct shm_site_id, enabled), 98);
-	CU_ASSERT_EQUAL(offsetof(struct shm_site, lane), 128);
-	CU_ASSERT_EQUAL(sizeof(struct shm_site_lane), 192);
-	CU_ASSERT_EQUAL(offsetof(struct shm_site_lane, drops), 48);
-	CU_ASSERT_EQUAL(offsetof(struct shm_site_lane, last_keepalive_ns), 160);
-	CU_ASSERT_EQUAL(SHM_DROP_SITE_COUNT, 14);
-	CU_ASSERT_EQUAL(SHM_DROP_COUNT, 17);
-}
-
 int main(void)
 {
 	CU_pSuite s;
@@ -226,7 +203,6 @@ int main(void)
 	CU_add_test(s, "identity reads are consistent", test_identity_reads_are_consistent);
 	CU_add_test(s, "sums", test_sums);
 	CU_add_test(s, "names", test_names);
-	CU_add_test(s, "offsets for python", test_offsets_for_python);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	failed = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
