@@ -42,6 +42,7 @@ struct gw_site {
 	struct shm_site *shm;
 	uint8_t tenant;			/* index into conf.tenants */
 	uint64_t rate_bps;		/* resolved: the site's or the POP's default */
+	unsigned mtu;			/* inner MTU: tunnel_mtu less the key's 4 bytes */
 	/* Control thread only: what it last saw, for logs and events. */
 	uint64_t auth_failures_seen;
 	uint64_t auth_failure_logged_ns;

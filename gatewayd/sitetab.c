@@ -81,10 +81,10 @@ struct gw_site *sitetab_by_slot(struct gw *gw, uint32_t slot, uint64_t generatio
 
 int sitetab_init(struct gw *gw)
 {
-	gw->sites_by_source = cds_lfht_new(1024, 1024, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
-					   NULL);
-	gw->endpoints = cds_lfht_new(4096, 4096, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
-				     NULL);
+	const int flags = CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING;
+
+	gw->sites_by_source = cds_lfht_new(1024, 1024, 0, flags, NULL);
+	gw->endpoints = cds_lfht_new(4096, 4096, 0, flags, NULL);
 	gw->by_slot = calloc(gw->shm.hdr->site_capacity, sizeof(*gw->by_slot));
 	if (!gw->sites_by_source || !gw->endpoints || !gw->by_slot)
 		return -ENOMEM;
@@ -228,6 +228,8 @@ static struct gw_site *site_new(struct gw *gw, const struct site_conf *sc, uint3
 	tenant = conf_tenant_find(&gw->conf, sc->tenant);
 	site->tenant = tenant < 0 ? 0 : (uint8_t)tenant;
 	site->rate_bps = sc->rate_bps ? sc->rate_bps : gw->conf.default_rate_bps;
+	/* tunnel_mtu counts the basic 4-byte GRE header; a key takes 4 more. */
+	site->mtu = gw->conf.tunnel_mtu - (sc->has_key ? 4 : 0);
 	cds_lfht_node_init(&site->by_source);
 	return site;
 }

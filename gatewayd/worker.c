@@ -174,13 +174,20 @@ static void icmp_source6(const struct gw *gw, struct in6_addr *out)
 }
 
 /* Build the too-big error for PKT into a free tx buffer; its length or 0. */
-static size_t build_too_big(struct gw_worker *w, const uint8_t *pkt, const struct inner_info *info)
+static size_t build_too_big(struct gw_worker *w, const uint8_t *pkt, const struct inner_info *info,
+			    unsigned mtu)
 {
 	struct in6_addr from6;
 
 	icmp_source6(w->gw, &from6);
-	return icmp_build_too_big(w->tx_buf[w->tx_count], GW_BUF_SIZE, pkt, info,
-				  w->gw->conf.tunnel_mtu, icmp_source(w->gw), &from6);
+	return icmp_build_too_big(w->tx_buf[w->tx_count], GW_BUF_SIZE, pkt, info, mtu,
+				  icmp_source(w->gw), &from6);
+}
+
+/* The TCP MSS that fits the site's tunnel: its MTU less IP and TCP headers. */
+static inline uint16_t site_mss(const struct gw_site *site, int family)
+{
+	return (uint16_t)(site->mtu - (family == AF_INET ? 40 : 60));
 }
 
 /*
@@ -273,8 +280,8 @@ static void handle_data(struct gw_worker *w, struct gw_site *site, uint8_t *inne
 		reason = SHM_DROP_POLICY;
 		goto drop;
 	}
-	if (info->ip_len > gw->conf.tunnel_mtu) {
-		if (info->df && (n = build_too_big(w, inner, info)) > 0)
+	if (info->ip_len > site->mtu) {
+		if (info->df && (n = build_too_big(w, inner, info, site->mtu)) > 0)
 			tx_encapsulate(w, site, info->family == AF_INET ? GRE_PROTO_IPV4 :
 					GRE_PROTO_IPV6, w->tx_buf[w->tx_count], n, GW_TX_ERROR);
 		reason = SHM_DROP_TOO_BIG;
@@ -286,8 +293,7 @@ static void handle_data(struct gw_worker *w, struct gw_site *site, uint8_t *inne
 		goto drop;
 	}
 	if (info->tcp_syn)
-		tcp_clamp_mss(inner, info, (uint16_t)(gw->conf.tunnel_mtu -
-						      (info->family == AF_INET ? 40 : 60)));
+		tcp_clamp_mss(inner, info, site_mss(site, info->family));
 	endpoint_learn(w, site->tenant, info->family, &info->src, site);
 	if (write(w->tun_fd[site->tenant], inner, info->ip_len) != (ssize_t)info->ip_len) {
 		reason = SHM_DROP_IO;
@@ -389,17 +395,16 @@ void worker_handle_tun(struct gw_worker *w, uint8_t tenant, uint8_t *pkt, size_t
 		site_drop(w, site, SHM_DROP_DISABLED);
 		return;
 	}
-	if (info.ip_len > gw->conf.tunnel_mtu) {
+	if (info.ip_len > site->mtu) {
 		/* The service sent more than the tunnel carries: tell it, as a router would. */
-		if (info.df && (n = build_too_big(w, pkt, &info)) > 0 &&
+		if (info.df && (n = build_too_big(w, pkt, &info, site->mtu)) > 0 &&
 		    write(w->tun_fd[tenant], w->tx_buf[w->tx_count], n) < 0)
 			pop_drop(w, SHM_DROP_IO);
 		site_drop(w, site, SHM_DROP_TOO_BIG);
 		return;
 	}
 	if (info.tcp_syn)
-		tcp_clamp_mss(pkt, &info, (uint16_t)(gw->conf.tunnel_mtu -
-						     (family == AF_INET ? 40 : 60)));
+		tcp_clamp_mss(pkt, &info, site_mss(site, family));
 	tx_encapsulate(w, site, family == AF_INET ? GRE_PROTO_IPV4 : GRE_PROTO_IPV6, pkt,
 		       info.ip_len, GW_TX_DATA);
 }

@@ -291,3 +291,13 @@ def test_counters_survive_a_gatewayd_restart(env):
     assert after["generation"] == before["generation"]
     wait_for(lambda: routers["branch"].status()["primary"]["up"], 10, what="tunnel up")
     assert curl(lab, "branch", f"http://{lablib.SVC_IP}/healthz").startswith("200")
+
+
+def test_only_net_admin_after_start(env):
+    lab, pop, _ = env
+    with open(f"/proc/{pop.procs['gatewayd'].popen.pid}/status") as f:
+        caps = dict(line.split(":\t") for line in f if line.startswith("Cap"))
+    net_admin = 1 << 12
+    assert int(caps["CapEff"], 16) == net_admin
+    assert int(caps["CapPrm"], 16) == net_admin
+    assert int(caps["CapBnd"], 16) == net_admin

@@ -54,18 +54,8 @@ while True:
 print("same" if got == data else f"differs: {{len(got)}} of {{len(data)}} bytes")
 """
 
-# XXX: for a keyed site, TCP from the services to the branch is lost at
-# gatewayd's GRE send (drop reason "io") while ICMP up to 1472 bytes passes,
-# and the same download works with tunnel_mtu = 1472: gatewayd's return path
-# sizes packets by tunnel_mtu without the 4 bytes the key adds (worker.c,
-# the tunnel_mtu checks and MSS clamp). strict: remove when gatewayd is fixed.
-KEY_MTU_BUG = pytest.mark.xfail(strict=True, reason="gatewayd sizes the return path of a "
-                                "keyed site without the key's 4 bytes (see the comment)")
-
-
 @pytest.mark.parametrize("name", [
-    "plain", pytest.param("key", marks=KEY_MTU_BUG), "checksum", "seq", "meta",
-    pytest.param("all", marks=KEY_MTU_BUG)])
+    "plain", "key", "checksum", "seq", "meta", "all"])
 def test_options_interoperate(env, name):
     lab = env
     args = OPTIONS[name]

@@ -33,6 +33,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -497,15 +498,15 @@ class Lab:
         sites_file = os.path.join(state_dir, "sites.csv")
         with open(sites_file, "w") as f:
             f.write(sites_csv(sites if sites is not None else self.default_sites()))
-        port = 19100 + 10 * p["index"]
+        feed, snapshot, http = self.stats_ports(pop)
         values = {
             "POP_NAME": pop, "GATEWAY_IP": p["wan_ip"], "PROBE_IP": PROBE_IP,
             "WAN_INTERFACE": "wan0", "TUNNEL_MTU": str(tunnel_mtu),
             "BACKUP_POPS": ", ".join(f'"{b}"' for b in self.pops if b != pop),
             "RUNTIME_DIR": runtime_dir, "STATE_DIR": state_dir, "SITES_FILE": sites_file,
             "TENANTS": tenants_conf(tenants or self.default_tenants()),
-            "SVC_IP": SVC_IP, "FEED_PORT": str(port), "SNAPSHOT_PORT": str(port + 1),
-            "HTTP_PORT": str(port + 2), "EXTRA": extra,
+            "SVC_IP": SVC_IP, "FEED_PORT": str(feed), "SNAPSHOT_PORT": str(snapshot),
+            "HTTP_PORT": str(http), "EXTRA": extra,
         }
         with open(os.path.join(HERE, "grepop.conf.in")) as f:
             text = f.read()
@@ -521,9 +522,18 @@ class Lab:
         return os.path.join(self.run_dir, pop)
 
     def stats_ports(self, pop):
-        """(feed, snapshot, http) ports on POP's loopback, as write_conf sets."""
-        port = 19100 + 10 * self.pops[pop]["index"]
-        return port, port + 1, port + 2
+        """(feed, snapshot, http) ports for POP's statsd, as write_conf sets:
+        free ports of this host's loopback, chosen once per POP, so that a
+        lab never collides with another one or with a leftover process."""
+        p = self.pops[pop]
+        if "stats_ports" not in p:
+            socks = [socket.socket() for _ in range(3)]
+            for s in socks:
+                s.bind(("127.0.0.1", 0))
+            p["stats_ports"] = tuple(s.getsockname()[1] for s in socks)
+            for s in socks:
+                s.close()
+        return p["stats_ports"]
 
     def default_sites(self):
         sites = []

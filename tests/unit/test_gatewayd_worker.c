@@ -385,6 +385,20 @@ static void test_mss_clamped(void)
 					       IPPROTO_TCP + 24)), 0xffff);
 }
 
+/* A key takes 4 of the tunnel's bytes: a keyed site's MSS is 4 less. */
+static void test_mss_clamped_keyed(void)
+{
+	uint8_t in[256], pkt[300], out[GW_BUF_SIZE];
+	size_t n;
+
+	set_health(SHM_HEALTH_UP, SHM_HEALTH_UP, true);
+	drain();
+	n = tcp_syn(in, "10.3.0.2", "198.19.0.2", 443, 1460);
+	receive(pkt, gre(pkt, ROUTER_B, true, 42, GRE_PROTO_IPV4, in, n));
+	CU_ASSERT_EQUAL(tun_read(out), (ssize_t)n);
+	CU_ASSERT_EQUAL((out[42] << 8) | out[43], 1432);
+}
+
 static void test_keepalive_reflected(void)
 {
 	uint8_t in[256], pkt[300], out[GW_BUF_SIZE];
@@ -583,6 +597,7 @@ int main(void)
 	CU_add_test(s, "unknown source, bad key, disabled", test_unknown_key_disabled);
 	CU_add_test(s, "policy: swg only", test_policy_swg_only);
 	CU_add_test(s, "MSS clamped", test_mss_clamped);
+	CU_add_test(s, "MSS clamped for a keyed site", test_mss_clamped_keyed);
 	CU_add_test(s, "keepalive reflected", test_keepalive_reflected);
 	CU_add_test(s, "keepalive reflection refused", test_keepalive_reflection_refused);
 	CU_add_test(s, "withheld when unhealthy or draining", test_withheld_when_unhealthy);
