@@ -16,7 +16,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +33,7 @@
 #include "gatewayd/nft.h"
 #include "gatewayd/tun.h"
 #include "lib/log.h"
+#include "lib/options.h"
 #include "lib/timeutil.h"
 
 #define CTL_MAX_REQUEST	(64 << 20)	/* a site import of 100,000 rows fits */
@@ -52,8 +52,8 @@ struct gatewayd {
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: gatewayd [-c FILE] [-s SITES.csv] [-n] [-d]\n"
-		     "  -c FILE   configuration (default /etc/grepop/grepop.conf)\n"
+	fprintf(out, "usage: gatewayd [-c FILE] [-s SITES.csv] [-n] [-d] [-h]\n"
+		     "  -c FILE   configuration (default " OPTIONS_DEFAULT_CONF ")\n"
 		     "  -s FILE   sites file (default: the configuration's sites_file)\n"
 		     "  -n        check the configuration and sites, print them normalised, exit\n"
 		     "  -d        debug logging\n");
@@ -451,30 +451,16 @@ static void shutdown_gateway(struct gatewayd *d)
 int main(int argc, char **argv)
 {
 	static struct gatewayd d;
-	const char *conf_path = "/etc/grepop/grepop.conf", *sites_path = NULL;
-	bool check = false, debug = false;
+	struct options opts;
 	char err[CONF_ERR_MAX];
-	int opt, r;
+	int r;
 
-	while ((opt = getopt(argc, argv, "c:s:ndh")) != -1) {
-		switch (opt) {
-		case 'c': conf_path = optarg; break;
-		case 's': sites_path = optarg; break;
-		case 'n': check = true; break;
-		case 'd': debug = true; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
-		return 2;
-	}
-	if (check)
-		return conf_check_main(conf_path, sites_path);
+	r = options_parse(argc, argv, true, usage, &opts);
+	if (r >= 0)
+		return r;
 
-	log_init("gatewayd", debug);
-	if (conf_load(&d.gw.conf, conf_path, err) < 0)
+	log_init("gatewayd", opts.debug);
+	if (conf_load(&d.gw.conf, opts.conf_path, err) < 0)
 		fatal("%s", err);
 	d.gw.health_stale_ns = 3ULL * d.gw.conf.health_interval_ms * NSEC_PER_MSEC;
 	/* XXX: the AF_PACKET ring receive path is not written yet; remove this
@@ -496,7 +482,7 @@ int main(int argc, char **argv)
 		fatal("nftables: cannot create table ip grepop: %s", nft_last_error());
 	d.nft_ready = true;
 	d.gw.events = events_open(&d.gw.conf);
-	load_sites(&d, sites_path);
+	load_sites(&d, opts.sites_path);
 	setup_tenants(&d);
 	start_workers(&d);
 	drop_privileges();

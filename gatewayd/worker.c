@@ -217,44 +217,39 @@ static bool tunnel_admit(struct gw_worker *w, const struct gw_site *site)
 	return true;
 }
 
-/* Keepalives and probes are answered only while the site is served. */
-static bool answering(const struct gw_worker *w, const struct gw_site *site)
+/* A keepalive or probe arrived: note it; whether to answer it. */
+static bool keepalive_arrived(struct gw_worker *w, const struct gw_site *site)
 {
-	return w->accept_mode != SHM_ACCEPT_DRAIN && site_served(w, site);
+	struct shm_site_lane *lane = site_lane(w, site);
+
+	shm_set(&lane->last_keepalive_ns, w->now_ns);
+	if (w->accept_mode != SHM_ACCEPT_DRAIN && site_served(w, site))
+		return true;
+	shm_add(&lane->drops[SHM_DROP_NOT_SERVING], 1);
+	return false;
 }
 
 static void handle_keepalive(struct gw_worker *w, const struct gw_site *site, const uint8_t *inner,
 			     const struct inner_info *info)
 {
-	struct shm_site_lane *lane = site_lane(w, site);
-
-	shm_set(&lane->last_keepalive_ns, w->now_ns);
-	if (!answering(w, site)) {
-		shm_add(&lane->drops[SHM_DROP_NOT_SERVING], 1);
+	if (!keepalive_arrived(w, site))
 		return;
-	}
 	/* The inner packet is a whole IPv4 packet to the router: send it as is. */
-	tx_queue(w, info->dst.v4, 0, inner, info->ip_len, lane, GW_TX_KEEPALIVE);
+	tx_queue(w, info->dst.v4, 0, inner, info->ip_len, site_lane(w, site), GW_TX_KEEPALIVE);
 }
 
 static void handle_probe(struct gw_worker *w, const struct gw_site *site, uint8_t *inner,
 			 const struct inner_info *info)
 {
-	struct shm_site_lane *lane = site_lane(w, site);
-
-	shm_set(&lane->last_keepalive_ns, w->now_ns);
-	if (!answering(w, site)) {
-		shm_add(&lane->drops[SHM_DROP_NOT_SERVING], 1);
+	if (!keepalive_arrived(w, site))
 		return;
-	}
 	if (!icmp_echo_to_reply(inner, info)) {
-		shm_add(&lane->drops[SHM_DROP_BAD_INNER], 1);
+		site_drop(w, site, SHM_DROP_BAD_INNER);
 		return;
 	}
 	tx_encapsulate(w, site, GRE_PROTO_IPV4, inner, info->ip_len, GW_TX_PROBE);
 }
 
-/* The POP's gateway or probe IP, or its loopback: never a tenant's destination. */
 static bool is_pop_address(const struct gw *gw, const struct inner_info *info)
 {
 	if (info->family != AF_INET)
