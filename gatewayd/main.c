@@ -332,6 +332,8 @@ static void periodic(struct gatewayd *d)
 	unsigned established = 0;
 
 	endpoint_age(gw, now, (uint64_t)gw->conf.endpoint_idle_s * NSEC_PER_SEC);
+	if (local_addrs_refresh(gw) < 0)
+		log_warning("cannot read this host's addresses: %m (keeping the last ones)");
 	report_auth_failures(d, now);
 	check_health_heartbeat(d, now);
 	for (uint32_t s = 0; s < gw->shm.hdr->site_capacity; s++) {
@@ -436,7 +438,8 @@ static void shutdown_gateway(struct gatewayd *d)
 	teardown_tenants(d);
 	if (d->nft_ready)
 		nft_teardown();
-	sitetab_destroy(gw);
+	sitetab_destroy(gw);	/* ends with a grace period and rcu_barrier */
+	local_addrs_free(gw);
 	for (unsigned i = 0; i < gw->n_workers; i++)
 		worker_teardown(&gw->workers[i]);
 	free(gw->workers);
@@ -484,6 +487,8 @@ int main(int argc, char **argv)
 	d.gw.events = events_open(&d.gw.conf);
 	load_sites(&d, opts.sites_path);
 	setup_tenants(&d);
+	if (local_addrs_refresh(&d.gw) < 0)
+		fatal("cannot read this host's addresses: %m");
 	start_workers(&d);
 	drop_privileges();
 	open_control(&d);

@@ -250,14 +250,16 @@ static void handle_probe(struct gw_worker *w, const struct gw_site *site, uint8_
 	tx_encapsulate(w, site, GRE_PROTO_IPV4, inner, info->ip_len, GW_TX_PROBE);
 }
 
-static bool is_pop_address(const struct gw *gw, const struct inner_info *info)
+/* To this host (any of its addresses, loopback, the probe IP), or from the gateway IP. */
+static bool is_pop_address(struct gw *gw, const struct inner_info *info)
 {
 	if (info->family != AF_INET)
-		return IN6_IS_ADDR_LOOPBACK(&info->dst.v6);
+		return IN6_IS_ADDR_LOOPBACK(&info->dst.v6) ||
+		       local_addrs_has(gw, AF_INET6, &info->dst.v6);
 	return ntohl(info->dst.v4.s_addr) >> 24 == IN_LOOPBACKNET ||
-	       info->dst.v4.s_addr == gw->conf.gateway_ip.s_addr ||
 	       info->src.v4.s_addr == gw->conf.gateway_ip.s_addr ||
-	       (gw->conf.probe_ip.s_addr && info->dst.v4.s_addr == gw->conf.probe_ip.s_addr);
+	       (gw->conf.probe_ip.s_addr && info->dst.v4.s_addr == gw->conf.probe_ip.s_addr) ||
+	       local_addrs_has(gw, AF_INET, &info->dst.v4);
 }
 
 /* An ordinary inner packet: enforce, clamp, learn, deliver. */
