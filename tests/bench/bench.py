@@ -178,7 +178,8 @@ def build_lab(build, steer_ingress=False):
         if steer_ingress:
             for ifname in ("wan0", "lan0"):
                 steer(lab, POP, ifname, DUT_CPU)
-        for ns in (POP, SINK):
+        # No IPv6 chatter (router solicitations, MLD) in the counters.
+        for ns in ("wan", ROUTER, POP, SVC, SINK):
             lab.run(ns, ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])
         # Keepalives decapsulated by naive_fwd come back in through its TUN
         # from the gateway IP, a local address: let the kernel forward them.
