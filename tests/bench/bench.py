@@ -330,9 +330,12 @@ def account(before, after, sent, direction, egress):
         "tun_write_drops": delta(before, after, TUN, "rx_dropped"),
         "tun_read": delta(before, after, TUN, "tx_packets"),
         "tun_queue_drops": delta(before, after, TUN, "tx_dropped"),
+        # The sink's backlog was full (veth counts that as its TX drop).
+        "egress_drops": delta(before, after, egress, "tx_dropped"),
     }
     acc["lost_before_pop"] = max(acc["sent"] - acc["arrived"], 0)
-    counted = acc["lost_before_pop"] + acc["tun_write_drops"] + acc["tun_queue_drops"]
+    counted = (acc["lost_before_pop"] + acc["tun_write_drops"] + acc["tun_queue_drops"] +
+               acc["egress_drops"])
     counted += acc["raw_socket_drops"] if direction == "forward" else 0
     if before["grepop"]:
         g0, g1 = before["grepop"], after["grepop"]
@@ -394,7 +397,8 @@ def describe(r):
     parts = [f"sent={a['sent']}", f"arrived={a['arrived']}",
              f"raw_drops={a['raw_socket_drops']}", f"tun_written={a['tun_written']}",
              f"tun_read={a['tun_read']}", f"tun_queue_drops={a['tun_queue_drops']}",
-             f"delivered={a['delivered']}", f"unaccounted={a['unaccounted']}"]
+             f"delivered={a['delivered']}", f"egress_drops={a['egress_drops']}",
+             f"unaccounted={a['unaccounted']}"]
     if "gatewayd" in a:
         g = a["gatewayd"]
         parts.append(f"gatewayd rx={g['rx_packets']} delivered={g['delivered']} "
@@ -451,13 +455,15 @@ def statsd_phase(lab, grepop, seconds):
 # -- the run
 
 def machine():
+    """What ran it; the load average says how much else did (a shared machine)."""
     model = ""
     with open("/proc/cpuinfo") as f:
         for line in f:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    return {"nproc": os.cpu_count(), "model": model, "kernel": platform.release()}
+    return {"nproc": os.cpu_count(), "model": model, "kernel": platform.release(),
+            "loadavg_at_start": os.getloadavg()}
 
 
 def print_table(summaries):
@@ -498,6 +504,8 @@ def run(args):
         for p in progs:
             p.close()
         lab.close()
+    result["loadavg_at_end"] = os.getloadavg()
+    log(f"machine: {result['machine']}, load average at the end {result['loadavg_at_end']}")
     print_table(result["summary"])
     for s in result["summary"]:
         log(f"bench {s['profile']} grepop_pps={s['grepop_pps']} naive_pps={s['naive_pps']} "
