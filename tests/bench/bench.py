@@ -350,6 +350,18 @@ def account(before, after, sent, direction, egress):
     return acc
 
 
+def settle(lab, egress, timeout=5.0):
+    """Wait until the program under test has drained its socket queue:
+    EGRESS stops counting (a full 8 MB raw-socket queue is ~10,000 packets)."""
+    last, deadline = None, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = link_stats(lab, POP).get(egress, {}).get("tx_packets")
+        if now == last:
+            return
+        last = now
+        time.sleep(0.25)
+
+
 def run_round(lab, prog, name, seconds):
     gen_profile, sites, direction = PROFILES[name]
     prog.configure(sites)
@@ -364,7 +376,7 @@ def run_round(lab, prog, name, seconds):
         before = snapshot(lab, dut, shm)
         t0 = time.monotonic()
         sent = gregen(lab, gen_profile, sites, seconds, direction=direction)
-        time.sleep(0.3)		# let the queues drain
+        settle(lab, egress)
         after = snapshot(lab, dut, shm)
         wall = time.monotonic() - t0
     finally:
