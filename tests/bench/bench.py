@@ -29,12 +29,21 @@ encapsulates it toward the site.
 Per profile the programs run interleaved, grepop naive grepop naive ...,
 each on a fresh start. Per round: what gregen sent, what reached pop1, the
 raw socket's drops, gatewayd's own counters, the TUN's counters and what
-left the egress dummy; the CPU time of the program (/proc/PID/stat) and of
-its whole core (/proc/stat, softirq included). Ends with one line per profile
+left the egress veth, so every packet sent is accounted for; the CPU time
+of the program (/proc/PID/stat) and of its whole core (/proc/stat, softirq
+and anything else that ran there included). A profile's figures are the
+medians of its rounds. Ends with a table and one line per profile
 
     bench PROFILE grepop_pps=N naive_pps=N ratio=R
 
 and writes the same, with every round's figures, as JSON (BUILD/bench.json).
+
+The veths deliver on the sending core, so pop1's receive work for what
+gregen sends runs on the generator's core: a program that keeps up
+(loss < 1 %, "limited by generator") shows the generator's rate, and its
+CPU per packet is the figure that compares. --steer-ingress moves that
+work onto the core under test (RPS) instead, as a NIC interrupt there
+would, and shows how each program behaves under overload.
 """
 
 import argparse
