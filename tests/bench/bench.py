@@ -61,7 +61,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "lab"))
 sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
 
 import lab as lablib  # noqa: E402
-from shm_reader import ShmReader  # noqa: E402
+from shmlayout import Shm  # noqa: E402
 
 GEN_CPU, DUT_CPU = "0", "1"
 POP, ROUTER = "pop1", "router"
@@ -255,7 +255,7 @@ class Grepop:
         if not self.proc.alive():
             raise BenchError(f"gatewayd exited: {self.proc.log()[-2000:]}")
         if self.shm is None:
-            self.shm = ShmReader(os.path.join(run_dir, "state"))
+            self.shm = Shm(os.path.join(run_dir, "state"))
         lablib.wait_for(lambda: self.shm.health("swg") == "up" and
                         self.shm.health("cfw") == "up", 20, what="services up")
         return self.proc
