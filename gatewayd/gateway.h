@@ -83,7 +83,13 @@ struct gw_worker {
 	struct gw *gw;
 	unsigned index;			/* also the shared-memory lane */
 	pthread_t thread;
-	int gre_fd;			/* raw IPPROTO_GRE, this worker's share */
+	int gre_fd;			/* raw IPPROTO_GRE, or the packet ring's socket */
+	struct gw_ring {		/* io = ring: a TPACKET_V3 receive ring */
+		uint8_t *map;		/* NULL in io = socket */
+		size_t block_size;
+		unsigned block_nr;
+		unsigned next;		/* the block to look at next */
+	} ring;
 	int tx_fd;			/* raw IPPROTO_RAW for what we send */
 	int tun_fd[CONF_MAX_TENANTS];
 	int epoll_fd;

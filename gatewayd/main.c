@@ -185,9 +185,11 @@ static void start_workers(struct gatewayd *d)
 			gw->workers[i].tun_fd[t] = d->tun_fds[t][i];
 		r = worker_setup(gw, &gw->workers[i], i);
 		if (r < 0)
-			fatal("worker %u: cannot set up (raw sockets need CAP_NET_RAW, and %s "
-			      "must be an address of this host): %s", i,
-			      inet_ntoa(gw->conf.gateway_ip), strerror(-r));
+			fatal("worker %u: cannot set up %s (raw and packet sockets need "
+			      "CAP_NET_RAW; %s must be an address of this host, %s one of its "
+			      "interfaces): %s", i, gw->conf.io == CONF_IO_RING ? "a packet ring" :
+			      "its GRE socket", inet_ntoa(gw->conf.gateway_ip),
+			      gw->conf.wan_interface, strerror(-r));
 	}
 	for (unsigned i = 0; i < gw->n_workers; i++) {
 		r = worker_start(&gw->workers[i]);
@@ -466,11 +468,6 @@ int main(int argc, char **argv)
 	if (conf_load(&d.gw.conf, opts.conf_path, err) < 0)
 		fatal("%s", err);
 	d.gw.health_stale_ns = 3ULL * d.gw.conf.health_interval_ms * NSEC_PER_MSEC;
-	/* XXX: the AF_PACKET ring receive path is not written yet; remove this
-	 * when gateway.io = "ring" has its own worker loop. */
-	if (d.gw.conf.io == CONF_IO_RING)
-		log_warning("gateway.io = \"ring\" is not available yet: receiving with "
-			    "recvmmsg on raw sockets instead");
 	d.signal_fd = open_signals();
 	rcu_register_thread();
 	open_shared_memory(&d);
@@ -480,7 +477,7 @@ int main(int argc, char **argv)
 			 __ATOMIC_RELEASE);
 	if (sitetab_init(&d.gw) < 0)
 		fatal("out of memory for the site tables");
-	r = nft_setup(&d.gw.conf.gateway_ip);
+	r = nft_setup(&d.gw.conf.gateway_ip, d.gw.conf.io == CONF_IO_RING);
 	if (r < 0)
 		fatal("nftables: cannot create table ip grepop: %s", nft_last_error());
 	d.nft_ready = true;

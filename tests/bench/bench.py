@@ -222,15 +222,16 @@ class Grepop:
 
     name = "grepop"
 
-    def __init__(self, lab):
+    def __init__(self, lab, io="socket"):
         self.lab, self.sites, self.healthd, self.shm = lab, None, None, None
+        self.io = io
 
     def configure(self, n_sites):
         if n_sites == self.sites:
             return
         sites = [{"name": f"s{i}", "source_ip": ip_plus(SITE_BASE, i)} for i in range(n_sites)]
         self.conf = self.lab.write_conf(POP, sites=sites, tenants=[
-            {"name": "default", "tun": TUN, "routes": TENANT_ROUTES}])
+            {"name": "default", "tun": TUN, "routes": TENANT_ROUTES}], io=self.io)
         with open(self.conf) as f:
             text = f.read()
         # One worker on one core, no per-tunnel rate: the bench measures the
@@ -510,9 +511,9 @@ def print_table(summaries):
 
 def run(args):
     lab = build_lab(args.build, args.steer_ingress)
-    progs = [Grepop(lab), Naive(lab)]
+    progs = [Grepop(lab, args.io), Naive(lab)]
     result = {"machine": machine(), "seconds": args.seconds, "rounds": args.rounds,
-              "steer_ingress": args.steer_ingress,
+              "steer_ingress": args.steer_ingress, "io": args.io,
               "profiles": [], "summary": []}
     try:
         for name in args.profiles:
@@ -549,6 +550,8 @@ def main():
     ap = argparse.ArgumentParser(description="gatewayd against a naive forwarder.")
     ap.add_argument("--build", default=os.environ.get("GREPOP_BUILD", "build"))
     ap.add_argument("--smoke", action="store_true", help="seconds, for make check")
+    ap.add_argument("--io", choices=["socket", "ring"], default="socket",
+                    help="gatewayd's receive path (gateway.io)")
     ap.add_argument("--seconds", type=float, help="per round (default 5, smoke 1)")
     ap.add_argument("--rounds", type=int, help="per program and profile (default 3, smoke 1)")
     ap.add_argument("--profiles", help="comma-separated: " + ",".join(PROFILES))
