@@ -128,6 +128,10 @@ demo:
 bench: all
 	/usr/bin/python3 tests/bench/bench.py --build $(BUILD)
 
+# Minutes of load and change on one POP; not part of make check.
+soak: all
+	/usr/bin/python3 tests/soak/soak.py --build $(BUILD)
+
 bench-smoke: all
 	/usr/bin/python3 tests/bench/bench.py --build $(BUILD) --smoke
 
