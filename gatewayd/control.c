@@ -452,6 +452,8 @@ static void warn_restart_keys(const struct conf *cur, const struct conf *next)
 		strcat(keys, " gateway.workers/io");
 	if (cur->max_sites != next->max_sites)
 		strcat(keys, " gateway.max_sites");
+	if (cur->default_rate_bps != next->default_rate_bps)
+		strcat(keys, " gateway.default_rate_mbps");
 	if (keys[0])
 		log_warning("reload: changed keys need a restart and keep their running values:%s",
 			    keys);
