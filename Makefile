@@ -123,6 +123,9 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BUILD)/gatewayd $(BUILD)/healthd $(BUILD)/statsd $(DESTDIR)$(PREFIX)/sbin/
 	install -m 0755 $(BUILD)/grepopctl $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 0644 man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 0644 man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	install -d $(DESTDIR)/etc/grepop $(DESTDIR)/lib/systemd/system $(DESTDIR)/var/lib/grepop
 	install -m 0644 etc/grepop.conf $(DESTDIR)/etc/grepop/grepop.conf
 	test -e $(DESTDIR)/var/lib/grepop/sites.csv || \
