@@ -249,6 +249,7 @@ def setup_restart(env):
     wait_for(lambda: pop.shm().health("swg") == "up", 10, what="swg up again")
     wait_for(lambda: site_status(pop, "branch") == "up", 15, what="branch up again")
     before = pop.site("branch")
+    refusals = [x for x in env.runner.logs("gatewayd") if "GRE AUTH FAILURE" in x]
     for daemon in ("statsd", "healthd", "gatewayd"):
         pop.stop(daemon)
         pop.start(daemon)
@@ -259,6 +260,8 @@ def setup_restart(env):
         assert after[key] >= before[key], f"{key} went back from {before[key]} to {after[key]}"
     assert after["drops"]["policy"] >= before["drops"]["policy"] > 0
     wait_for(lambda: site_status(pop, "branch") == "up", 10, what="statsd serving again")
+    # A restarted gatewayd does not report the refusals of the one before.
+    assert [x for x in env.runner.logs("gatewayd") if "GRE AUTH FAILURE" in x] == refusals
 
 
 def setup_shm_layout(env):
