@@ -273,21 +273,29 @@ def test_sites_page_example_loads(build_dir):
 # --- grepopctl.8 against grepopctl --help
 
 
-def test_grepopctl_page_has_every_command_and_option(build_dir):
+def help_commands(build_dir):
+    """grepopctl --help's text and its commands ("site list", "pop no-new", "help")."""
     p = subprocess.run([os.path.join(build_dir, "grepopctl"), "--help"], capture_output=True,
                        text=True, timeout=10)
     assert p.returncode == 0
-    commands = p.stdout.split("commands:\n")[1].split("\n\n")[0].splitlines()
-    assert len(commands) >= 17
-    page = flat(rendered("grepopctl.8"))
-    for line in commands:
+    commands = []
+    for line in p.stdout.split("commands:\n")[1].split("\n\n")[0].splitlines():
         words = []
         for w in line.split():
-            if w.startswith(("-", "[", "NAME", "FILE")) or not w.islower():
+            if not re.fullmatch(r"[a-z][a-z-]*", w):
                 break
             words.append(w)
-        assert " ".join(words) in page, f"grepopctl.8 lacks the command {' '.join(words)!r}"
-    options = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*|-[a-z])\b", p.stdout))
+        commands.append(" ".join(words))
+    return p.stdout, commands
+
+
+def test_grepopctl_page_has_every_command_and_option(build_dir):
+    text, commands = help_commands(build_dir)
+    assert len(commands) >= 17
+    page = flat(rendered("grepopctl.8"))
+    for command in commands:
+        assert command in page, f"grepopctl.8 lacks the command {command!r}"
+    options = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*|-[a-z])\b", text))
     assert {"--json", "-t", "-c", "--status", "--dry-run", "--rate-mbps"} <= options
     for option in options:
         assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", page), \
@@ -322,3 +330,82 @@ def test_makefile_installs_every_page():
     assert "install -m 0644 man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/" in text
     assert "install -m 0644 man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/" in text
     assert sorted(os.listdir(MAN)) == sorted(PAGES)
+
+
+# --- names the documents use, against the code
+
+
+def doc_text(*parts):
+    with open(os.path.join(REPO, *parts)) as f:
+        return f.read()
+
+
+def metric_names_in_code():
+    text = doc_text("statsd", "http.c")
+    names = set(re.findall(r'put_head\(out, "(\w+)"', text))
+    names |= set(re.findall(r'\{ "(\w+)", "(?:gauge|counter)"', text))
+    return {"grepop_" + n for n in names}
+
+
+def test_documented_metrics_exist():
+    code = metric_names_in_code()
+    assert {"grepop_site_up", "grepop_pop_drops_total", "grepop_site_drops_total"} <= code
+    for doc in [("docs", "operations.md"), ("docs", "architecture.md"), ("man", "statsd.8")]:
+        text = doc_text(*doc).replace("\\", "")
+        for name in set(re.findall(r"grepop_[a-z_]+[a-z]", text)):
+            if name.startswith("grepop_pop_accept") and name not in code:
+                assert any(c.startswith(name) for c in code), f"{doc}: {name}"
+                continue
+            assert name in code, f"{'/'.join(doc)} names {name}, which statsd does not export"
+    statsd8 = doc_text("man", "statsd.8").replace("\\", "")
+    for name in code:
+        assert name in statsd8, f"statsd.8 does not list {name}"
+
+
+def drop_names_in_code():
+    block = re.search(r"drop_names\[SHM_DROP_COUNT\] = \{(.*?)\};", doc_text("shm", "shm.c"),
+                      re.S).group(1)
+    return re.findall(r'= "(\w+)"', block)
+
+
+def test_every_drop_reason_is_explained():
+    reasons = drop_names_in_code()
+    assert len(reasons) == 17
+    ops = doc_text("docs", "operations.md")
+    table = "\n".join(x for x in ops.splitlines() if x.startswith("| `"))
+    gatewayd8 = doc_text("man", "gatewayd.8")
+    for reason in reasons:
+        assert f"`{reason}`" in table, f"operations.md's table lacks {reason}"
+        assert f".B {reason}" in gatewayd8 or f".BR {reason} " in gatewayd8, \
+            f"gatewayd.8 lacks the drop reason {reason}"
+
+
+def test_grepopctl_commands_in_documents_exist(build_dir):
+    _, commands = help_commands(build_dir)
+    words = {c.split()[0] for c in commands}
+    checked = 0
+    for doc in [("docs", "operations.md"), ("docs", "architecture.md"), ("README.md",)]:
+        for use in re.findall(r"grepopctl ((?:[a-z-]+ ?){1,2})", doc_text(*doc)):
+            first = use.split()[0]
+            if first not in words:
+                continue	# prose: "grepopctl talks to one node"
+            two = " ".join(use.split()[:2])
+            assert two in commands or first in commands, f"{'/'.join(doc)}: grepopctl {use}"
+            checked += 1
+    assert checked >= 20
+
+
+def test_architecture_numbers_are_the_codes():
+    arch = doc_text("docs", "architecture.md")
+    gateway_h = doc_text("gatewayd", "gateway.h")
+    worker_c = doc_text("gatewayd", "worker.c")
+
+    def _value(text, name):
+        """A #define of a number, "64" or "(1u << 17)"."""
+        m = re.search(rf"#define {name}\s+\(?(\d+)u?(?:\s*<<\s*(\d+))?\)?", text)
+        return int(m.group(1)) << int(m.group(2) or 0)
+
+    assert f"{_value(gateway_h, 'GW_ENDPOINTS_PER_WORKER'):,}" in arch
+    assert (f"up to {_value(worker_c, 'GW_GRE_BUDGET')} batches of "
+            f"{_value(gateway_h, 'GW_BATCH')} GRE packets") in arch
+    assert f"at most {shm_define('SHM_MAX_LANES')} =\n  `SHM_MAX_LANES`" in arch
