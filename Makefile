@@ -13,7 +13,7 @@ DESTDIR ?=
 CC ?= cc
 
 PKGS := liburcu liburcu-cds libnftnl libmnl libconfig libzmq libsystemd \
-	libmicrohttpd jansson libcurl
+	libmicrohttpd jansson libcurl libcap
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wformat=2 -Wpointer-arith -Wvla -Wno-unused-parameter -Wundef \
@@ -75,6 +75,9 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
+# The dashboard is built into statsd (statsd/www.c includes the files).
+$(BUILD)/obj/statsd/www.o: $(wildcard statsd/www/*)
+
 $(BUILD)/libgrepop.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
 	@rm -f $@
@@ -119,20 +122,28 @@ demo:
 	@$(MAKE) --no-print-directory all
 	@/usr/bin/python3 tests/demo.py --build $(BUILD)
 
+# Installs what `all` built (`make -o all install BUILD=DIR` installs an
+# existing build as it is). The system user comes from the sysusers.d file,
+# created at once unless installing into a DESTDIR. The configuration and
+# the sites file are never overwritten.
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BUILD)/gatewayd $(BUILD)/healthd $(BUILD)/statsd $(DESTDIR)$(PREFIX)/sbin/
 	install -m 0755 $(BUILD)/grepopctl $(DESTDIR)$(PREFIX)/bin/
-	install -d $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
-	install -m 0644 man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
-	install -m 0644 man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	install -d $(DESTDIR)/etc/grepop $(DESTDIR)/lib/systemd/system $(DESTDIR)/var/lib/grepop
-	install -m 0644 etc/grepop.conf $(DESTDIR)/etc/grepop/grepop.conf
+	test -e $(DESTDIR)/etc/grepop/grepop.conf || \
+		install -m 0644 etc/grepop.conf $(DESTDIR)/etc/grepop/grepop.conf
 	test -e $(DESTDIR)/var/lib/grepop/sites.csv || \
 		install -m 0644 etc/sites-empty.csv $(DESTDIR)/var/lib/grepop/sites.csv
 	for u in systemd/*.service systemd/*.target; do \
 		[ -e "$$u" ] || continue; \
 		sed 's|@PREFIX@|$(PREFIX)|g' "$$u" > $(DESTDIR)/lib/systemd/system/$$(basename "$$u"); \
+	done
+	install -D -m 0644 systemd/grepop.sysusers $(DESTDIR)/usr/lib/sysusers.d/grepop.conf
+	[ -n "$(DESTDIR)" ] || systemd-sysusers /usr/lib/sysusers.d/grepop.conf
+	for m in man/*.[1-8]; do \
+		[ -e "$$m" ] || continue; \
+		install -D -m 0644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man$${m##*.}/$$(basename "$$m"); \
 	done
 
 clean:

@@ -9,7 +9,8 @@
  *             healthd's heartbeat in shared memory
  *   talks to  grepopctl over ipc://<runtime_dir>/gatewayd.ctl (REP);
  *             statsd over ipc://<runtime_dir>/events.sock (PUSH, events)
- *   keeps     CAP_NET_ADMIN (TUN, routes, nftables), CAP_NET_RAW (sockets)
+ *   keeps     CAP_NET_ADMIN (TUN, routes, nftables) and CAP_NET_RAW (sockets)
+ *             for start-up; only CAP_NET_ADMIN once the sockets are open
  *
  * The main thread is the control thread; the workers are in worker.c.
  */
@@ -20,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/capability.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -113,10 +116,12 @@ static int tenant_rules(const struct conf_tenant *ten, unsigned index, bool add)
 	for (int f = 0; f < 2; f++) {
 		int family = f ? AF_INET6 : AF_INET;
 
+		const struct conf_prefix *dflt = f ? &default_v6 : &default_v4;
+
 		r = r ? r : rule(family, ten->table, ten->tun, NULL, prio);
 		if (ten->downstream[0]) {
 			r = r ? r : rule(family, ten->table, ten->downstream, NULL, prio);
-			r = r ? r : route(f ? &default_v6 : &default_v4, ten->downstream, ten->table);
+			r = r ? r : route(dflt, ten->downstream, ten->table);
 		}
 	}
 	return r;
@@ -189,6 +194,35 @@ static void start_workers(struct gatewayd *d)
 		if (r < 0)
 			fatal("worker %u: cannot start: %s", i, strerror(-r));
 	}
+}
+
+/*
+ * Once the sockets and TUNs are open, keep only CAP_NET_ADMIN: the control
+ * thread still changes routes, nftables and TUN queues; nothing needs
+ * CAP_NET_RAW (or, when run as root, anything else) any more.
+ */
+static void drop_privileges(void)
+{
+	const cap_value_t keep = CAP_NET_ADMIN;
+	cap_flag_value_t have = CAP_CLEAR;
+	cap_t caps = cap_get_proc();
+
+	if (!caps)
+		fatal("cannot read capabilities: %m");
+	cap_get_flag(caps, CAP_SETPCAP, CAP_EFFECTIVE, &have);
+	for (cap_value_t c = 0; have == CAP_SET && c <= CAP_LAST_CAP; c++)
+		if (c != keep)
+			prctl(PR_CAPBSET_DROP, c, 0, 0, 0);
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	cap_get_flag(caps, keep, CAP_PERMITTED, &have);
+	cap_clear(caps);
+	if (have == CAP_SET) {
+		cap_set_flag(caps, CAP_PERMITTED, 1, &keep, CAP_SET);
+		cap_set_flag(caps, CAP_EFFECTIVE, 1, &keep, CAP_SET);
+	}
+	if (cap_set_proc(caps) < 0)
+		fatal("cannot drop capabilities: %m");
+	cap_free(caps);
 }
 
 static void open_control(struct gatewayd *d)
@@ -467,6 +501,11 @@ int main(int argc, char **argv)
 	if (conf_load(&d.gw.conf, conf_path, err) < 0)
 		fatal("%s", err);
 	d.gw.health_stale_ns = 3ULL * d.gw.conf.health_interval_ms * NSEC_PER_MSEC;
+	/* XXX: the AF_PACKET ring receive path is not written yet; remove this
+	 * when gateway.io = "ring" has its own worker loop. */
+	if (d.gw.conf.io == CONF_IO_RING)
+		log_warning("gateway.io = \"ring\" is not available yet: receiving with "
+			    "recvmmsg on raw sockets instead");
 	d.signal_fd = open_signals();
 	rcu_register_thread();
 	open_shared_memory(&d);
@@ -484,6 +523,7 @@ int main(int argc, char **argv)
 	load_sites(&d, sites_path);
 	setup_tenants(&d);
 	start_workers(&d);
+	drop_privileges();
 	open_control(&d);
 	log_info("POP %s serving GRE to %s with %u workers, %u tenants, %u sites",
 		 d.gw.conf.pop_name, inet_ntoa(d.gw.conf.gateway_ip), d.gw.n_workers,

@@ -81,10 +81,10 @@ struct gw_site *sitetab_by_slot(struct gw *gw, uint32_t slot, uint64_t generatio
 
 int sitetab_init(struct gw *gw)
 {
-	gw->sites_by_source = cds_lfht_new(1024, 1024, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
-					   NULL);
-	gw->endpoints = cds_lfht_new(4096, 4096, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
-				     NULL);
+	const int flags = CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING;
+
+	gw->sites_by_source = cds_lfht_new(1024, 1024, 0, flags, NULL);
+	gw->endpoints = cds_lfht_new(4096, 4096, 0, flags, NULL);
 	gw->by_slot = calloc(gw->shm.hdr->site_capacity, sizeof(*gw->by_slot));
 	if (!gw->sites_by_source || !gw->endpoints || !gw->by_slot)
 		return -ENOMEM;

@@ -17,6 +17,7 @@
  * probe (answered likewise), GRE that is not a keepalive (reflect), or data
  * (loop, policy, too_big, rate, then MSS clamp and delivery).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
@@ -253,11 +254,13 @@ static void handle_probe(struct gw_worker *w, const struct gw_site *site, uint8_
 	tx_encapsulate(w, site, GRE_PROTO_IPV4, inner, info->ip_len, GW_TX_PROBE);
 }
 
+/* The POP's gateway or probe IP, or its loopback: never a tenant's destination. */
 static bool is_pop_address(const struct gw *gw, const struct inner_info *info)
 {
 	if (info->family != AF_INET)
-		return false;
-	return info->dst.v4.s_addr == gw->conf.gateway_ip.s_addr ||
+		return IN6_IS_ADDR_LOOPBACK(&info->dst.v6);
+	return ntohl(info->dst.v4.s_addr) >> 24 == IN_LOOPBACKNET ||
+	       info->dst.v4.s_addr == gw->conf.gateway_ip.s_addr ||
 	       info->src.v4.s_addr == gw->conf.gateway_ip.s_addr ||
 	       (gw->conf.probe_ip.s_addr && info->dst.v4.s_addr == gw->conf.probe_ip.s_addr);
 }

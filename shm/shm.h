@@ -110,7 +110,7 @@ enum shm_drop {
 	/* Reasons counted per POP only (no site to charge). */
 	SHM_DROP_UNKNOWN_SOURCE = SHM_DROP_SITE_COUNT,	/* no site has this source */
 	SHM_DROP_NO_ROUTE_BACK,		/* return packet with no known site */
-	SHM_DROP_LOCAL,			/* the POP's own link-local or multicast out of a TUN */
+	SHM_DROP_LOCAL,			/* the POP's own link-local/multicast from a TUN */
 	SHM_DROP_COUNT
 };
 

@@ -16,6 +16,7 @@ against what it documents:
 No root and no network: only the build's binaries and man/groff.
 """
 
+import glob
 import os
 import re
 import subprocess
@@ -324,11 +325,18 @@ def test_daemon_page_has_every_option(build_dir, daemon):
     assert set(documented) - set(options) <= {"-h"}, f"{daemon}.8 documents options it lacks"
 
 
-def test_makefile_installs_every_page():
-    with open(os.path.join(REPO, "Makefile")) as f:
-        text = f.read()
-    assert "install -m 0644 man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/" in text
-    assert "install -m 0644 man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/" in text
+def test_make_install_installs_every_page(build_dir):
+    """make install puts every page where man finds it (into a DESTDIR)."""
+    with tempfile.TemporaryDirectory() as dest:
+        p = subprocess.run(["make", "-s", "-o", "all", "install", f"BUILD={build_dir}",
+                            f"DESTDIR={dest}", "PREFIX=/usr"], cwd=REPO, capture_output=True,
+                           text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        for page in PAGES:
+            path = os.path.join(dest, "usr", "share", "man", "man" + page[-1], page)
+            assert os.path.isfile(path), f"make install did not install {page}"
+            with open(path) as f:
+                assert f.read() == source(page)
     assert sorted(os.listdir(MAN)) == sorted(PAGES)
 
 
@@ -409,3 +417,18 @@ def test_architecture_numbers_are_the_codes():
     assert (f"up to {_value(worker_c, 'GW_GRE_BUDGET')} batches of "
             f"{_value(gateway_h, 'GW_BATCH')} GRE packets") in arch
     assert f"at most {shm_define('SHM_MAX_LANES')} =\n  `SHM_MAX_LANES`" in arch
+
+
+def test_units_name_pages_that_exist():
+    units = glob.glob(os.path.join(REPO, "systemd", "*.service"))
+    if not units:
+        pytest.skip("no systemd units in this tree")
+    named = set()
+    for unit in units:
+        with open(unit) as f:
+            for line in f:
+                if line.startswith("Documentation="):
+                    named |= set(re.findall(r"man:([\w.-]+)\((\d)\)", line))
+    assert named, "the units name no manual page"
+    for name, section in named:
+        assert os.path.isfile(os.path.join(MAN, f"{name}.{section}")), f"no man/{name}.{section}"

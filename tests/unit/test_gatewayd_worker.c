@@ -561,6 +561,23 @@ static void test_return_path(void)
 	CU_ASSERT_EQUAL(sent_read(out), -1);
 }
 
+/* Inner packets to the POP itself: its gateway and probe IPs, its loopback. */
+static void test_loop(void)
+{
+	static const char *const dst[] = { GATEWAY, PROBE_IP, "127.0.0.1", "127.9.9.9" };
+	uint8_t in[256], pkt[300], out[GW_BUF_SIZE];
+	uint64_t loops = SITE_DROP("a", SHM_DROP_LOOP);
+
+	set_health(SHM_HEALTH_UP, SHM_HEALTH_UP, true);
+	drain();
+	for (size_t i = 0; i < sizeof(dst) / sizeof(dst[0]); i++)
+		receive(pkt, gre(pkt, ROUTER_A, false, 0, GRE_PROTO_IPV4, in,
+				 udp(in, "10.1.0.2", dst[i], 9, 10)));
+	CU_ASSERT_EQUAL(SITE_DROP("a", SHM_DROP_LOOP), loops + 4);
+	CU_ASSERT_EQUAL(tun_read(out), -1);
+	CU_ASSERT_EQUAL(sent_read(out), -1);
+}
+
 /* Every packet read ends in exactly one counter. */
 static void test_every_packet_counted(void)
 {
@@ -605,6 +622,7 @@ int main(void)
 	CU_add_test(s, "probe answered", test_probe_answered);
 	CU_add_test(s, "too big", test_too_big);
 	CU_add_test(s, "return path", test_return_path);
+	CU_add_test(s, "loop", test_loop);
 	CU_add_test(s, "every packet counted", test_every_packet_counted);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
