@@ -21,8 +21,8 @@ headers, status words, counter and metric names, messages must match.
 Commands are run as an operator would on the POP, translated to the lab:
 grepopctl gets the POP's configuration, journalctl reads the daemon's log
 file (-o cat: the message only; -g: a regular expression), curl to the
-default HTTP port goes to statsd's port, anything else runs in the POP's
-network namespace.
+default HTTP port goes to statsd's port, ping runs on the services' host,
+anything else runs in the POP's network namespace.
 
     python3 tests/e2e/test_operations_doc.py --dump   # print real outputs
 """
@@ -163,6 +163,8 @@ class Runner:
             return self.journalctl(args)
         if args[0] == "curl":
             return self.curl(args)
+        if args[0] == "ping":	# from a service host, toward a branch
+            return self.lab.run(self.lab.pops[self.pop.name]["svc"], args, check=False)
         return self.lab.run(self.pop.name, args, check=False)
 
     def run(self, command):
@@ -215,6 +217,13 @@ def setup_policy(env):
                     "set": {"services": "swg"}})["ok"]
     lab.run("branch", ["curl", "-s", "-m", "1", f"http://{lablib.SVC_IP}:7/"], check=False)
     wait_for(lambda: drops(pop, "branch", "policy") > 0, 5, what="policy drops")
+
+
+def setup_mtu(env):
+    # Traffic from the branch first: the POP learns where 10.1.0.2 lives.
+    out = env.lab.run("branch", ["curl", "-s", "-m", "3", f"http://{lablib.SVC_IP}/healthz"],
+                      check=False)
+    assert out.strip() == "ok", out
 
 
 def setup_route_back(env):
@@ -285,6 +294,7 @@ SITUATIONS = [
     ("keepalives", None),
     ("policy", setup_policy),
     ("policy-fix", None),
+    ("mtu", setup_mtu),
     ("route-back", setup_route_back),
     ("drain", None),
     ("draining", setup_draining),
