@@ -93,9 +93,15 @@ TIME_RX = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 NUMBER_RX = re.compile(r"\d+(\.\d+)?")
 
 
+PLURAL_RX = re.compile(r"\bN ([a-z]+?)s\b")
+
+
 def normalise(line):
+    """LINE with times and numbers replaced (and the plural a number brings:
+    "1 packet", "2 packets"), blanks collapsed."""
     line = TIME_RX.sub("T", line)
     line = NUMBER_RX.sub("N", line)
+    line = PLURAL_RX.sub(r"N \1", line)
     return " ".join(line.split())
 
 
@@ -248,14 +254,16 @@ def setup_undrained(env):
 
 def setup_service_down(env):
     env.lab.svc_http("pop1", False)
-    wait_for(lambda: env.pop.shm().health("swg") == "down", 10, what="swg down")
+    for service in ("swg", "cfw"):	# one process serves both checks in the lab
+        wait_for(lambda: env.pop.shm().health(service) == "down", 10, what=f"{service} down")
     time.sleep(0.6)	# one statsd interval
 
 
 def setup_restart(env):
     lab, pop = env.lab, env.pop
     lab.svc_http("pop1", True)
-    wait_for(lambda: pop.shm().health("swg") == "up", 10, what="swg up again")
+    for service in ("swg", "cfw"):
+        wait_for(lambda: pop.shm().health(service) == "up", 10, what=f"{service} up again")
     wait_for(lambda: site_status(pop, "branch") == "up", 15, what="branch up again")
     before = pop.site("branch")
     refusals = [x for x in env.runner.logs("gatewayd") if "GRE AUTH FAILURE" in x]
@@ -343,6 +351,8 @@ def test_every_situation_is_in_the_runbook():
 
 def test_normalise_and_match():
     assert normalise("seen 12s ago  pop1") == normalise("seen 3s ago pop1")
+    assert normalise("refused (1 packet; POP") == normalise("refused (7 packets; POP")
+    assert normalise("status up") != normalise("status down")
     assert missing_lines(["a 1", "...", "c 2"], ["x", "a 5", "b", "c 7"]) is None
     assert missing_lines(["a 1", "c 2"], ["a 5", "b", "c 7"]) == "c 2"
     assert missing_lines(["status down"], ["status up"]) == "status down"
