@@ -60,7 +60,7 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 TOOL_SRC := $(wildcard tests/lab/*.c tests/bench/*.c)
 TOOL_BIN := $(patsubst %.c,$(BUILD)/tools/%,$(notdir $(TOOL_SRC)))
 
-.PHONY: all tests check check-run deps demo install clean bench fuzz soak
+.PHONY: all tests check check-run deps demo install clean bench bench-smoke fuzz soak
 .DEFAULT_GOAL := all
 
 all: $(addprefix $(BUILD)/,$(patsubst %/main.c,%,$(wildcard $(addsuffix /main.c,$(PROGRAMS))))) $(TOOL_BIN)
@@ -121,6 +121,15 @@ demo:
 	@scripts/deps.sh
 	@$(MAKE) --no-print-directory all
 	@/usr/bin/python3 tests/demo.py --build $(BUILD)
+
+# The data-plane benchmark (root: network namespaces): gatewayd against the
+# naive forwarder in the same lab, figures in $(BUILD)/bench.json. The smoke
+# mode takes seconds; the end-to-end suite runs it.
+bench: all
+	/usr/bin/python3 tests/bench/bench.py --build $(BUILD)
+
+bench-smoke: all
+	/usr/bin/python3 tests/bench/bench.py --build $(BUILD) --smoke
 
 # Installs what `all` built (`make -o all install BUILD=DIR` installs an
 # existing build as it is). The system user comes from the sysusers.d file,

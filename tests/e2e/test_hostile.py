@@ -365,20 +365,8 @@ def run_case(env, site, counter, send, n, replies, delivered, ping_count=10):
 
 
 # Wrong behaviour found by these cases and not fixed here, with the reason.
-KNOWN_BAD = {
-    "loop_to_pop_lan_address": "gatewayd's loop check knows only the gateway IP, the probe IP "
-    "and loopback: an inner packet to another address of the POP (here its downstream "
-    "interface, 198.19.0.1) is delivered to the TUN and answered by the POP's own stack "
-    "(rx_packets and tx_packets move, an echo reply goes back into the tunnel). Fixing it "
-    "needs a decision: drop by the POP's local addresses (netlink) or by an nftables "
-    "`fib daddr type local` rule on the tenant TUNs, which would also stop services hosted "
-    "on the POP itself",
-}
-
-
-@pytest.mark.parametrize("name,pkts,site,counter,replies,delivered", [
-    pytest.param(*c, id=c[0], marks=[pytest.mark.xfail(reason=KNOWN_BAD[c[0]], strict=True)]
-                 if c[0] in KNOWN_BAD else []) for c in CASES])
+@pytest.mark.parametrize("name,pkts,site,counter,replies,delivered", CASES,
+                         ids=[c[0] for c in CASES])
 def test_hostile_packet(env, name, pkts, site, counter, replies, delivered):
     run_case(env, site, counter, lambda: env.wan.call(op="send", pkts=[p.hex() for p in pkts]),
              len(pkts), replies, delivered)
