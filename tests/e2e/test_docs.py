@@ -140,8 +140,8 @@ def conf_page_entries():
     """{key path: the text of its entry} from grepop.conf.5 (.TP / .B key)."""
     text = source("grepop.conf.5")
     entries = {}
-    for m in re.finditer(r"^\.TP\n\.B ([a-z_]+(?:\[\])?(?:\.[a-z_]+(?:\[\])?)*)\n(.*?)(?=^\.TP|^\.SH|\Z)",
-                         text, re.M | re.S):
+    key = r"[a-z_]+(?:\[\])?(?:\.[a-z_]+(?:\[\])?)*"
+    for m in re.finditer(rf"^\.TP\n\.B ({key})\n(.*?)(?=^\.TP|^\.SH|\Z)", text, re.M | re.S):
         entries[m.group(1)] = m.group(2)
     return entries
 

@@ -32,7 +32,6 @@ import os
 import re
 import shlex
 import struct
-import subprocess
 import sys
 import time
 import urllib.request
@@ -198,7 +197,7 @@ def drops(pop, site, reason):
 
 
 def setup_wrong_source_ip(env):
-    lab, pop = env.lab, env.pop
+    pop = env.pop
     wait_for(lambda: site_status(pop, "branch") == "up", 10, what="branch up")
     wait_for(lambda: pop.nft_drop_counter() >= 2, 10, what="branch2's GRE dropped by nftables")
     assert pop.site("branch2")["keepalives"] == 0
