@@ -264,6 +264,27 @@ static void serve_control(struct gatewayd *d)
 	free(reply);
 }
 
+/* "swg up, cfw down" for the services of SITE, or why the health is unknown. */
+static void site_health_text(const struct gatewayd *d, const struct gw_site *site, char *buf,
+			     size_t len)
+{
+	const struct shm_pop *pop = &d->gw.shm.hdr->pop;
+	size_t n = 0;
+
+	buf[0] = '\0';
+	if (!d->health_known) {
+		snprintf(buf, len, "health unknown: healthd stale");
+		return;
+	}
+	for (int s = 0; s < SHM_SVC_COUNT && n < len; s++) {
+		uint32_t health = __atomic_load_n(&pop->service[s].health, __ATOMIC_RELAXED);
+
+		if (site->conf.services & SHM_SVC_BIT(s))
+			n += snprintf(buf + n, len - n, "%s%s %s", n ? ", " : "",
+				      shm_service_name(s), shm_health_name(health));
+	}
+}
+
 /* Log and publish each new GRE AUTH FAILURE, at most once a minute per site. */
 static void report_auth_failures(struct gatewayd *d, uint64_t now)
 {
@@ -280,11 +301,14 @@ static void report_auth_failures(struct gatewayd *d, uint64_t now)
 		if (total == site->auth_failures_seen)
 			continue;
 		if (now - site->auth_failure_logged_ns >= 60 * NSEC_PER_SEC) {
-			log_info("site %s: GRE AUTH FAILURE: new tunnel refused (%llu packets; "
-				 "POP %s, downstream services %s)", site->conf.name,
-				 (unsigned long long)(total - site->auth_failures_seen),
-				 shm_accept_name(gw->shm.hdr->pop.accept_mode),
-				 d->health_known ? "not all healthy" : "health unknown");
+			uint64_t count = total - site->auth_failures_seen;
+			char health[64];
+
+			site_health_text(d, site, health, sizeof(health));
+			log_info("site %s: GRE AUTH FAILURE: new tunnel refused (%llu packet%s; "
+				 "POP %s; %s)", site->conf.name, (unsigned long long)count,
+				 count == 1 ? "" : "s", shm_accept_name(gw->shm.hdr->pop.accept_mode),
+				 health);
 			if (gw->events)
 				events_send(gw->events, "gre.auth_failure",
 					    json_pack("{s:s,s:I}", "site", site->conf.name,
@@ -336,8 +360,8 @@ static void periodic(struct gatewayd *d)
 	endpoint_age(gw, now, (uint64_t)gw->conf.endpoint_idle_s * NSEC_PER_SEC);
 	if (local_addrs_refresh(gw) < 0)
 		log_warning("cannot read this host's addresses: %m (keeping the last ones)");
+	check_health_heartbeat(d, now);	/* first: the auth failure lines name the health */
 	report_auth_failures(d, now);
-	check_health_heartbeat(d, now);
 	for (uint32_t s = 0; s < gw->shm.hdr->site_capacity; s++) {
 		struct gw_site *site = gw->by_slot[s];
 		struct shm_site_totals t;

@@ -245,6 +245,10 @@ static struct gw_site *site_new(struct gw *gw, const struct site_conf *sc, uint3
 	site->rate_bps = sc->rate_bps ? sc->rate_bps : gw->conf.default_rate_bps;
 	/* tunnel_mtu counts the basic 4-byte GRE header; a key takes 4 more. */
 	site->mtu = gw->conf.tunnel_mtu - (sc->has_key ? 4 : 0);
+	/* A kept slot (an edit, a restart) counted earlier refusals: not news. */
+	for (uint32_t l = 0; l < gw->shm.hdr->lanes; l++)
+		site->auth_failures_seen +=
+			shm_load(&site->shm->lane[l].drops[SHM_DROP_AUTH_FAILURE]);
 	cds_lfht_node_init(&site->by_source);
 	return site;
 }

@@ -411,6 +411,8 @@ static json_t *pop_json_services(const struct collect_pop *pop)
 		json_object_set_new(svc, "health",
 				    json_string(shm_health_name(pop->service[i].health)));
 		json_object_set_new(svc, "since", json_time(pop->service[i].since_ns));
+		json_object_set_new(svc, "checks_ok", json_u64(pop->service[i].checks_ok));
+		json_object_set_new(svc, "checks_failed", json_u64(pop->service[i].checks_failed));
 		json_object_set_new(services, shm_service_name(i), svc);
 	}
 	return services;
@@ -465,6 +467,7 @@ json_t *collect_pop_json(const struct collect *c, uint64_t seq)
 			    json_boolean(pop->accept_mode == SHM_ACCEPT_ACCEPT));
 	json_object_set_new(o, "healthd", json_string(collect_healthd_alive(c) ? "alive" :
 							"stale"));
+	json_object_set_new(o, "healthd_heartbeat", json_time(pop->healthd_heartbeat_ns));
 	json_object_set_new(o, "services", pop_json_services(pop));
 	json_object_set_new(sites, "total", json_integer(pop->total));
 	json_object_set_new(sites, "up", json_integer(pop->up));
