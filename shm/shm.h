@@ -233,8 +233,16 @@ const char *shm_describe_error(int err);
 /* The slot at INDEX (< site_capacity). Never NULL for a valid index. */
 static inline struct shm_site *shm_site_at(const struct shm *shm, uint32_t index)
 {
-	return (struct shm_site *)((char *)shm->hdr + shm->hdr->sites_offset +
-				   (size_t)index * shm->hdr->site_stride);
+	/*
+	 * Byte arithmetic, then back to a slot through void *: the mapping is
+	 * page aligned, and sites_offset and site_stride are whole cache lines
+	 * (shm_attach refuses a segment whose values differ from the layout's),
+	 * so the result has the slot's alignment.
+	 */
+	void *slot = (char *)shm->hdr + shm->hdr->sites_offset +
+		     (size_t)index * shm->hdr->site_stride;
+
+	return slot;
 }
 
 /* Bytes of one site slot for LANES lanes, and of a whole segment. */
