@@ -104,8 +104,10 @@ $(BUILD)/tools/%: $(BUILD)/obj/tests/bench/%.o $(PROGRAM_LIBS) $(BUILD)/libgrepo
 # with the sanitizers; the other tests/fuzz/*.c are fixtures they share.
 FUZZ_BUILD := build-fuzz
 FUZZ_SECONDS ?= 60
+# (clang has no -Wformat-truncation to turn off.)
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
-	-fno-omit-frame-pointer $(filter-out -Wno-format-truncation,$(WARN)) -D_GNU_SOURCE -I. $(PKG_CFLAGS)
+	-fno-omit-frame-pointer $(filter-out -Wno-format-truncation,$(WARN)) -D_GNU_SOURCE -I. \
+	$(PKG_CFLAGS)
 FUZZ_HARNESS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_HARNESS))
 FUZZ_SRC := $(LIB_SRC) $(foreach p,$(PROGRAMS),$(filter-out $(p)/main.c,$($(p)_SRC))) \
@@ -128,9 +130,10 @@ $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libgre
 
 fuzz-build: $(FUZZ_BIN)
 
-# Fuzz each harness for FUZZ_SECONDS; new inputs stay in build-fuzz/.
+# Fuzz each harness (or those named in FUZZ_ONLY, e.g. "gre tun") for
+# FUZZ_SECONDS; new inputs and crashes stay in build-fuzz/.
 fuzz: fuzz-build
-	@tests/fuzz/run.sh fuzz $(FUZZ_BUILD) $(FUZZ_SECONDS)
+	@tests/fuzz/run.sh fuzz $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_ONLY)
 
 deps:
 	@scripts/deps.sh --install

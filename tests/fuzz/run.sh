@@ -1,19 +1,21 @@
 #!/bin/bash
 # Run the libFuzzer harnesses built by `make fuzz-build`:
-#   tests/fuzz/run.sh fuzz BUILD SECONDS   fuzz each harness for SECONDS
-#   tests/fuzz/run.sh replay BUILD         run every kept input once
+#   tests/fuzz/run.sh fuzz BUILD SECONDS [NAME...]  fuzz each harness for SECONDS
+#   tests/fuzz/run.sh replay BUILD                  run every kept input once
 # Harness BUILD/fuzz_NAME reads tests/fuzz/corpus_NAME/ (seeds),
 # tests/fuzz/crashes_NAME/ (inputs that once failed: regressions) and, when
-# it exists, tests/golden/NAME/ (the golden parser inputs), with
-# tests/fuzz/NAME.dict as its dictionary. Fuzzing writes new inputs and
-# crashes under BUILD/ only, never into the repository. Ends with one line
-# per harness: executions and result.
+# it exists, tests/golden/NAME/ (the golden parser inputs), with the
+# dictionary tests/fuzz/NAME.dict (gre.dict for worker and tun). Fuzzing
+# writes new inputs and crashes under BUILD/ only, never into the
+# repository. Prints one line per harness: executions and result.
 set -u
 cd "$(dirname "$0")/../.."
 
 mode=${1:?usage: run.sh fuzz|replay BUILD [SECONDS]}
 build=${2:?usage: run.sh fuzz|replay BUILD [SECONDS]}
 seconds=${3:-60}
+shift 3 2> /dev/null || shift $#
+only=" $* "
 failed=0
 
 # libconfig leaks scanner state on some syntax errors; see libconfig.supp.
@@ -25,6 +27,14 @@ inputs() {
 	for dir in "tests/fuzz/corpus_$1" "tests/fuzz/crashes_$1" "tests/golden/$1"; do
 		[ -d "$dir" ] && find "$dir" -type f ! -name README ! -name '*.err' ! -name '*.out'
 	done | sort
+}
+
+# The worker harnesses read packets too: they share gre.dict.
+dict_of() {
+	case "$1" in
+	worker|tun) echo gre ;;
+	*) echo "$1" ;;
+	esac
 }
 
 seed_dirs() {
@@ -53,10 +63,11 @@ replay() {	# harness name
 
 fuzz() {	# harness name
 	local scratch="$build/corpus/$2" crashes="$build/crashes/$2/" log="$build/fuzz_$2.log"
-	local dict=() execs
+	local dict=() execs dfile
 
 	mkdir -p "$scratch" "$crashes"
-	[ -f "tests/fuzz/$2.dict" ] && dict=(-dict="tests/fuzz/$2.dict")
+	dfile="tests/fuzz/$(dict_of "$2").dict"
+	[ -f "$dfile" ] && dict=(-dict="$dfile")
 	# The first directory receives the new inputs: the scratch one.
 	"$1" -max_total_time="$seconds" -print_final_stats=1 -artifact_prefix="$crashes" \
 		"${dict[@]}" "$scratch" $(seed_dirs "$2") > "$log" 2>&1
@@ -76,6 +87,7 @@ for bin in "$build"/fuzz_*; do
 	[ -x "$bin" ] || continue
 	name=$(basename "$bin")
 	name=${name#fuzz_}
+	[ "$only" = "  " ] || [[ "$only" == *" $name "* ]] || continue
 	case "$mode" in
 	fuzz) fuzz "$bin" "$name" || failed=$((failed + 1)) ;;
 	replay) replay "$bin" "$name" || failed=$((failed + 1)) ;;
