@@ -271,9 +271,13 @@ static inline uint64_t shm_load(const uint64_t *field)
 
 /*
  * Identity updates, for gatewayd's control thread only. Between begin and
- * end the slot's id may be written freely; readers retry meanwhile.
+ * end, shm_site_set_id writes the identity, in_use and generation; readers
+ * retry meanwhile. (Code that runs while no reader can, such as a
+ * single-threaded test, may write the fields directly instead.)
  */
 void shm_site_write_begin(struct shm_site *site);
+void shm_site_set_id(struct shm_site *site, const struct shm_site_id *id, bool in_use,
+		     uint64_t generation);
 void shm_site_write_end(struct shm_site *site);
 
 /*
