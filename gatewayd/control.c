@@ -146,6 +146,14 @@ static json_t *reply_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/*
+	 * Messages quote the request, and jansson's "near '...'" and the
+	 * truncation above cut anywhere, even inside a UTF-8 sequence, which
+	 * json_pack refuses. Keep them ASCII so that every request gets a reply.
+	 */
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
 	return json_pack("{s:b,s:s}", "ok", 0, "error", msg);
 }
 
