@@ -103,7 +103,7 @@ $(BUILD)/tools/%: $(BUILD)/obj/tests/bench/%.o $(PROGRAM_LIBS) $(BUILD)/libgrepo
 # libFuzzer harnesses (tests/fuzz/fuzz_*.c, README.md "Fuzzing"), built with
 # clang into build-fuzz/ against every module but the mains, all compiled
 # with the sanitizers; the other tests/fuzz/*.c are fixtures they share.
-FUZZ_BUILD := build-fuzz
+FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 # (clang has no -Wformat-truncation to turn off.)
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
