@@ -25,6 +25,7 @@
 #define READERS		2
 #define SOLO_SITES	12	/* s00..s11 on 198.18.1.1..12, no key */
 #define PAIRS		4	/* p0-a/p0-b .. on 198.18.2.1..4, keys 1 and 2 */
+_Static_assert(SOLO_SITES + 2 * PAIRS <= 32, "a site's index fits an address's low 5 bits");
 #define ROUNDS		3000
 #define MAX_NS		(4 * NSEC_PER_SEC)
 #define READER_LOOPS	50000000UL
@@ -93,8 +94,8 @@ static void reader_step(struct gw_worker *w, struct reader_stats *st, unsigned i
 	bool has_key;
 
 	site_source(i, &source, &has_key, &key);
-	/* 10.T.x.x, the low bits name the site: distinct addresses keep the pools turning. */
-	inner.s_addr = htonl(0x0a000000u | (uint32_t)w->index << 22 | (n & 0x3ffff) << 4 | i);
+	/* 10.T.x.x, the low 5 bits name the site: distinct addresses keep the pools turning. */
+	inner.s_addr = htonl(0x0a000000u | (uint32_t)w->index << 22 | (n & 0x1ffff) << 5 | i);
 	rcu_read_lock();
 	st->lookups++;
 	site = sitetab_lookup(w->gw, source, has_key, key, &other);
