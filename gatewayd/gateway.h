@@ -83,7 +83,13 @@ struct gw_worker {
 	struct gw *gw;
 	unsigned index;			/* also the shared-memory lane */
 	pthread_t thread;
-	int gre_fd;			/* raw IPPROTO_GRE, this worker's share */
+	int gre_fd;			/* raw IPPROTO_GRE, or the packet ring's socket */
+	struct gw_ring {		/* io = ring: a TPACKET_V3 receive ring */
+		uint8_t *map;		/* NULL in io = socket */
+		size_t block_size;
+		unsigned block_nr;
+		unsigned next;		/* the block to look at next */
+	} ring;
 	int tx_fd;			/* raw IPPROTO_RAW for what we send */
 	int tun_fd[CONF_MAX_TENANTS];
 	int epoll_fd;
@@ -129,6 +135,7 @@ struct gw {
 	struct cds_lfht *endpoints;
 	uint64_t health_stale_ns;	/* healthd heartbeat older than this: unknown */
 	struct events *events;		/* to statsd; control thread only */
+	struct gw_local_addrs *local;	/* RCU: this host's own addresses */
 };
 
 /* sitetab.c: the RCU tables. */
@@ -177,6 +184,17 @@ unsigned endpoint_age(struct gw *gw, uint64_t now_ns, uint64_t idle_ns);
 
 int endpoint_pool_init(struct gw_worker *w);
 void endpoint_pool_free(struct gw_worker *w);
+
+/* localaddr.c: this host's own addresses. */
+
+/* Read them again and publish them if they changed (control thread). */
+int local_addrs_refresh(struct gw *gw);
+
+/* Whether ADDR of FAMILY is one of them. RCU read lock held. */
+bool local_addrs_has(struct gw *gw, int family, const void *addr);
+
+/* At exit, after the workers stopped and a grace period. */
+void local_addrs_free(struct gw *gw);
 
 /* worker.c */
 int worker_setup(struct gw *gw, struct gw_worker *w, unsigned index);

@@ -16,7 +16,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +33,7 @@
 #include "gatewayd/nft.h"
 #include "gatewayd/tun.h"
 #include "lib/log.h"
+#include "lib/options.h"
 #include "lib/timeutil.h"
 
 #define CTL_MAX_REQUEST	(64 << 20)	/* a site import of 100,000 rows fits */
@@ -52,8 +52,8 @@ struct gatewayd {
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: gatewayd [-c FILE] [-s SITES.csv] [-n] [-d]\n"
-		     "  -c FILE   configuration (default /etc/grepop/grepop.conf)\n"
+	fprintf(out, "usage: gatewayd [-c FILE] [-s SITES.csv] [-n] [-d] [-h]\n"
+		     "  -c FILE   configuration (default " OPTIONS_DEFAULT_CONF ")\n"
 		     "  -s FILE   sites file (default: the configuration's sites_file)\n"
 		     "  -n        check the configuration and sites, print them normalised, exit\n"
 		     "  -d        debug logging\n");
@@ -116,10 +116,12 @@ static int tenant_rules(const struct conf_tenant *ten, unsigned index, bool add)
 	for (int f = 0; f < 2; f++) {
 		int family = f ? AF_INET6 : AF_INET;
 
+		const struct conf_prefix *dflt = f ? &default_v6 : &default_v4;
+
 		r = r ? r : rule(family, ten->table, ten->tun, NULL, prio);
 		if (ten->downstream[0]) {
 			r = r ? r : rule(family, ten->table, ten->downstream, NULL, prio);
-			r = r ? r : route(f ? &default_v6 : &default_v4, ten->downstream, ten->table);
+			r = r ? r : route(dflt, ten->downstream, ten->table);
 		}
 	}
 	return r;
@@ -183,9 +185,11 @@ static void start_workers(struct gatewayd *d)
 			gw->workers[i].tun_fd[t] = d->tun_fds[t][i];
 		r = worker_setup(gw, &gw->workers[i], i);
 		if (r < 0)
-			fatal("worker %u: cannot set up (raw sockets need CAP_NET_RAW, and %s "
-			      "must be an address of this host): %s", i,
-			      inet_ntoa(gw->conf.gateway_ip), strerror(-r));
+			fatal("worker %u: cannot set up %s (raw and packet sockets need "
+			      "CAP_NET_RAW; %s must be an address of this host, %s one of its "
+			      "interfaces): %s", i, gw->conf.io == CONF_IO_RING ? "a packet ring" :
+			      "its GRE socket", inet_ntoa(gw->conf.gateway_ip),
+			      gw->conf.wan_interface, strerror(-r));
 	}
 	for (unsigned i = 0; i < gw->n_workers; i++) {
 		r = worker_start(&gw->workers[i]);
@@ -330,6 +334,8 @@ static void periodic(struct gatewayd *d)
 	unsigned established = 0;
 
 	endpoint_age(gw, now, (uint64_t)gw->conf.endpoint_idle_s * NSEC_PER_SEC);
+	if (local_addrs_refresh(gw) < 0)
+		log_warning("cannot read this host's addresses: %m (keeping the last ones)");
 	report_auth_failures(d, now);
 	check_health_heartbeat(d, now);
 	for (uint32_t s = 0; s < gw->shm.hdr->site_capacity; s++) {
@@ -434,7 +440,8 @@ static void shutdown_gateway(struct gatewayd *d)
 	teardown_tenants(d);
 	if (d->nft_ready)
 		nft_teardown();
-	sitetab_destroy(gw);
+	sitetab_destroy(gw);	/* ends with a grace period and rcu_barrier */
+	local_addrs_free(gw);
 	for (unsigned i = 0; i < gw->n_workers; i++)
 		worker_teardown(&gw->workers[i]);
 	free(gw->workers);
@@ -449,30 +456,16 @@ static void shutdown_gateway(struct gatewayd *d)
 int main(int argc, char **argv)
 {
 	static struct gatewayd d;
-	const char *conf_path = "/etc/grepop/grepop.conf", *sites_path = NULL;
-	bool check = false, debug = false;
+	struct options opts;
 	char err[CONF_ERR_MAX];
-	int opt, r;
+	int r;
 
-	while ((opt = getopt(argc, argv, "c:s:ndh")) != -1) {
-		switch (opt) {
-		case 'c': conf_path = optarg; break;
-		case 's': sites_path = optarg; break;
-		case 'n': check = true; break;
-		case 'd': debug = true; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
-		return 2;
-	}
-	if (check)
-		return conf_check_main(conf_path, sites_path);
+	r = options_parse(argc, argv, true, usage, &opts);
+	if (r >= 0)
+		return r;
 
-	log_init("gatewayd", debug);
-	if (conf_load(&d.gw.conf, conf_path, err) < 0)
+	log_init("gatewayd", opts.debug);
+	if (conf_load(&d.gw.conf, opts.conf_path, err) < 0)
 		fatal("%s", err);
 	d.gw.health_stale_ns = 3ULL * d.gw.conf.health_interval_ms * NSEC_PER_MSEC;
 	d.signal_fd = open_signals();
@@ -484,13 +477,15 @@ int main(int argc, char **argv)
 			 __ATOMIC_RELEASE);
 	if (sitetab_init(&d.gw) < 0)
 		fatal("out of memory for the site tables");
-	r = nft_setup(&d.gw.conf.gateway_ip);
+	r = nft_setup(&d.gw.conf.gateway_ip, d.gw.conf.io == CONF_IO_RING);
 	if (r < 0)
 		fatal("nftables: cannot create table ip grepop: %s", nft_last_error());
 	d.nft_ready = true;
 	d.gw.events = events_open(&d.gw.conf);
-	load_sites(&d, sites_path);
+	load_sites(&d, opts.sites_path);
 	setup_tenants(&d);
+	if (local_addrs_refresh(&d.gw) < 0)
+		fatal("cannot read this host's addresses: %m");
 	start_workers(&d);
 	drop_privileges();
 	open_control(&d);

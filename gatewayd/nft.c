@@ -228,25 +228,31 @@ static struct nftnl_expr *nft_expr_drop(void)
 	return e;
 }
 
-/* ip daddr GATEWAY_IP ip protocol gre ip saddr != @sites counter drop */
-static int nft_rule_fill(struct nftnl_rule *r, const struct in_addr *gateway_ip)
+/*
+ * ip daddr GATEWAY_IP ip protocol gre [ip saddr != @sites] counter drop:
+ * with UNKNOWN_ONLY the rule for sources that are no site's, without it
+ * the one that keeps all GRE from the kernel's own stack.
+ */
+static int nft_rule_fill(struct nftnl_rule *r, const struct in_addr *gateway_ip,
+			 bool unknown_only)
 {
 	static const uint8_t gre = IPPROTO_GRE;
-	struct nftnl_expr *e[] = {
-		nft_expr_payload(offsetof(struct iphdr, daddr), sizeof(struct in_addr)),
-		nft_expr_cmp_eq(gateway_ip, sizeof(*gateway_ip)),
-		nft_expr_payload(offsetof(struct iphdr, protocol), sizeof(gre)),
-		nft_expr_cmp_eq(&gre, sizeof(gre)),
-		nft_expr_payload(offsetof(struct iphdr, saddr), sizeof(struct in_addr)),
-		nft_expr_not_in_set(),
-		nftnl_expr_alloc("counter"),
-		nft_expr_drop(),
-	};
+	struct nftnl_expr *e[8];
+	size_t n = 0;
 	int ret = 0;
-	size_t i;
 
+	e[n++] = nft_expr_payload(offsetof(struct iphdr, daddr), sizeof(struct in_addr));
+	e[n++] = nft_expr_cmp_eq(gateway_ip, sizeof(*gateway_ip));
+	e[n++] = nft_expr_payload(offsetof(struct iphdr, protocol), sizeof(gre));
+	e[n++] = nft_expr_cmp_eq(&gre, sizeof(gre));
+	if (unknown_only) {
+		e[n++] = nft_expr_payload(offsetof(struct iphdr, saddr), sizeof(struct in_addr));
+		e[n++] = nft_expr_not_in_set();
+	}
+	e[n++] = nftnl_expr_alloc("counter");
+	e[n++] = nft_expr_drop();
 	/* The rule owns what it holds: add them all, so one free frees all. */
-	for (i = 0; i < sizeof(e) / sizeof(e[0]); i++) {
+	for (size_t i = 0; i < n; i++) {
 		if (e[i])
 			nftnl_rule_add_expr(r, e[i]);
 		else
@@ -255,7 +261,8 @@ static int nft_rule_fill(struct nftnl_rule *r, const struct in_addr *gateway_ip)
 	return ret;
 }
 
-static int nft_put_rule(struct nft_batch *nb, const struct in_addr *gateway_ip)
+static int nft_put_rule(struct nft_batch *nb, const struct in_addr *gateway_ip,
+			bool unknown_only)
 {
 	struct nftnl_rule *r = nftnl_rule_alloc();
 	int ret;
@@ -265,7 +272,7 @@ static int nft_put_rule(struct nft_batch *nb, const struct in_addr *gateway_ip)
 	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, NFT_TABLE);
 	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, NFT_CHAIN);
 	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_IPV4);
-	ret = nft_rule_fill(r, gateway_ip);
+	ret = nft_rule_fill(r, gateway_ip, unknown_only);
 	if (ret == 0) {
 		nftnl_rule_nlmsg_build_payload(nft_msg(nb, NFT_MSG_NEWRULE,
 						       NLM_F_CREATE | NLM_F_APPEND), r);
@@ -441,7 +448,7 @@ static void nft_batch_free(struct nft_batch *nb)
 	nftnl_batch_free(nb->b);
 }
 
-int nft_setup(const struct in_addr *gateway_ip)
+int nft_setup(const struct in_addr *gateway_ip, bool drop_all_gre)
 {
 	struct nft_reply reply = { 0 };
 	struct nft_batch nb = { 0 };
@@ -462,7 +469,9 @@ int nft_setup(const struct in_addr *gateway_ip)
 		ret = nft_put_chain(&nb);
 	nb.ack_next = true;
 	if (ret == 0)
-		ret = nft_put_rule(&nb, gateway_ip);
+		ret = nft_put_rule(&nb, gateway_ip, true);
+	if (ret == 0 && drop_all_gre)
+		ret = nft_put_rule(&nb, gateway_ip, false);
 	if (ret == 0)
 		ret = nft_batch_commit(&nb, &reply);
 	nft_batch_free(&nb);

@@ -37,9 +37,12 @@
  * Create the table above for GATEWAY_IP with an empty set, replacing a
  * table of that name left by an earlier run (deleted and created again in
  * the same transaction). Until nft_set_sites() fills the set every GRE
- * packet to the gateway IP is dropped: call it right after. 0 or -errno.
+ * packet to the gateway IP is dropped: call it right after. With
+ * DROP_ALL_GRE a second rule drops all GRE to the gateway IP after that one
+ * (when gatewayd reads from a packet ring, which sees the packets first, the
+ * kernel's own stack must not answer them). 0 or -errno.
  */
-int nft_setup(const struct in_addr *gateway_ip);
+int nft_setup(const struct in_addr *gateway_ip, bool drop_all_gre);
 
 /*
  * Make the set hold exactly IPS[0..N-1] (duplicates allowed, N may be 0):

@@ -17,9 +17,14 @@
  * probe (answered likewise), GRE that is not a keepalive (reflect), or data
  * (loop, policy, too_big, rate, then MSS clamp and delivery).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -30,6 +35,10 @@
 #include "lib/timeutil.h"
 
 #define GW_GRE_BUDGET	8	/* receive batches before looking at the TUNs again */
+#define GW_RING_BLOCK	(1u << 20)	/* bytes of one ring block */
+#define GW_RING_BLOCKS	16
+#define GW_RING_FRAME	2048	/* the kernel's unit; packets may span several */
+#define GW_RING_TOV_MS	1	/* a partly filled block is handed over after this */
 #define GW_EPOLL_GRE	0xffffu
 
 static inline struct shm_pop_lane *pop_lane(struct gw_worker *w)
@@ -216,50 +225,49 @@ static bool tunnel_admit(struct gw_worker *w, const struct gw_site *site)
 	return true;
 }
 
-/* Keepalives and probes are answered only while the site is served. */
-static bool answering(const struct gw_worker *w, const struct gw_site *site)
+/* A keepalive or probe arrived: note it; whether to answer it. */
+static bool keepalive_arrived(struct gw_worker *w, const struct gw_site *site)
 {
-	return w->accept_mode != SHM_ACCEPT_DRAIN && site_served(w, site);
+	struct shm_site_lane *lane = site_lane(w, site);
+
+	shm_set(&lane->last_keepalive_ns, w->now_ns);
+	if (w->accept_mode != SHM_ACCEPT_DRAIN && site_served(w, site))
+		return true;
+	shm_add(&lane->drops[SHM_DROP_NOT_SERVING], 1);
+	return false;
 }
 
 static void handle_keepalive(struct gw_worker *w, const struct gw_site *site, const uint8_t *inner,
 			     const struct inner_info *info)
 {
-	struct shm_site_lane *lane = site_lane(w, site);
-
-	shm_set(&lane->last_keepalive_ns, w->now_ns);
-	if (!answering(w, site)) {
-		shm_add(&lane->drops[SHM_DROP_NOT_SERVING], 1);
+	if (!keepalive_arrived(w, site))
 		return;
-	}
 	/* The inner packet is a whole IPv4 packet to the router: send it as is. */
-	tx_queue(w, info->dst.v4, 0, inner, info->ip_len, lane, GW_TX_KEEPALIVE);
+	tx_queue(w, info->dst.v4, 0, inner, info->ip_len, site_lane(w, site), GW_TX_KEEPALIVE);
 }
 
 static void handle_probe(struct gw_worker *w, const struct gw_site *site, uint8_t *inner,
 			 const struct inner_info *info)
 {
-	struct shm_site_lane *lane = site_lane(w, site);
-
-	shm_set(&lane->last_keepalive_ns, w->now_ns);
-	if (!answering(w, site)) {
-		shm_add(&lane->drops[SHM_DROP_NOT_SERVING], 1);
+	if (!keepalive_arrived(w, site))
 		return;
-	}
 	if (!icmp_echo_to_reply(inner, info)) {
-		shm_add(&lane->drops[SHM_DROP_BAD_INNER], 1);
+		site_drop(w, site, SHM_DROP_BAD_INNER);
 		return;
 	}
 	tx_encapsulate(w, site, GRE_PROTO_IPV4, inner, info->ip_len, GW_TX_PROBE);
 }
 
-static bool is_pop_address(const struct gw *gw, const struct inner_info *info)
+/* To this host (any of its addresses, loopback, the probe IP), or from the gateway IP. */
+static bool is_pop_address(struct gw *gw, const struct inner_info *info)
 {
 	if (info->family != AF_INET)
-		return false;
-	return info->dst.v4.s_addr == gw->conf.gateway_ip.s_addr ||
+		return IN6_IS_ADDR_LOOPBACK(&info->dst.v6) ||
+		       local_addrs_has(gw, AF_INET6, &info->dst.v6);
+	return ntohl(info->dst.v4.s_addr) >> 24 == IN_LOOPBACKNET ||
 	       info->src.v4.s_addr == gw->conf.gateway_ip.s_addr ||
-	       (gw->conf.probe_ip.s_addr && info->dst.v4.s_addr == gw->conf.probe_ip.s_addr);
+	       (gw->conf.probe_ip.s_addr && info->dst.v4.s_addr == gw->conf.probe_ip.s_addr) ||
+	       local_addrs_has(gw, AF_INET, &info->dst.v4);
 }
 
 /* An ordinary inner packet: enforce, clamp, learn, deliver. */
@@ -427,6 +435,34 @@ static void worker_poll_gre(struct gw_worker *w)
 	}
 }
 
+/*
+ * io = ring: each block the kernel filled is one batch, handled in place
+ * and given back. Replies may point into the block: they are sent first.
+ */
+static void worker_poll_ring(struct gw_worker *w)
+{
+	for (int budget = GW_GRE_BUDGET; budget > 0; budget--) {
+		struct tpacket_block_desc *bd = (struct tpacket_block_desc *)
+			(void *)(w->ring.map + (size_t)w->ring.next * w->ring.block_size);
+		struct tpacket3_hdr *h;
+
+		if (!(__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) &
+		      TP_STATUS_USER))
+			return;
+		worker_begin_batch(w);
+		rcu_read_lock();
+		h = (struct tpacket3_hdr *)(void *)((uint8_t *)bd + bd->hdr.bh1.offset_to_first_pkt);
+		for (uint32_t i = 0; i < bd->hdr.bh1.num_pkts; i++) {
+			worker_handle_gre(w, (uint8_t *)h + h->tp_net, h->tp_snaplen);
+			h = (struct tpacket3_hdr *)(void *)((uint8_t *)h + h->tp_next_offset);
+		}
+		worker_flush_tx(w);
+		rcu_read_unlock();
+		__atomic_store_n(&bd->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+		w->ring.next = (w->ring.next + 1) % w->ring.block_nr;
+	}
+}
+
 static void worker_poll_tun(struct gw_worker *w, uint8_t tenant)
 {
 	size_t len[GW_BATCH];
@@ -462,7 +498,9 @@ static void *worker_main(void *arg)
 		if (n <= 0)
 			worker_begin_batch(w);
 		for (int i = 0; i < n; i++) {
-			if (ev[i].data.u32 == GW_EPOLL_GRE)
+			if (ev[i].data.u32 == GW_EPOLL_GRE && w->ring.map)
+				worker_poll_ring(w);
+			else if (ev[i].data.u32 == GW_EPOLL_GRE)
 				worker_poll_gre(w);
 			else
 				worker_poll_tun(w, (uint8_t)ev[i].data.u32);
@@ -515,6 +553,67 @@ fail:
 	return r;
 }
 
+/*
+ * io = ring: an AF_PACKET TPACKET_V3 ring on the WAN interface that sees
+ * only GRE to the gateway IP (a BPF filter), shared among the workers by a
+ * hash fanout (one tunnel, one flow hash, one worker). The packets skip the
+ * kernel's IP input; nftables drops them there (nft_setup's second rule).
+ * Outer IP fragments are not reassembled on this path: they are counted
+ * as bad_header.
+ */
+static int open_ring(struct gw *gw, struct gw_worker *w)
+{
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 9),			/* IP protocol */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_GRE, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 16),			/* destination */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohl(gw->conf.gateway_ip.s_addr), 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
+		BPF_STMT(BPF_RET | BPF_K, 0),
+	};
+	struct sock_fprog prog = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
+	struct tpacket_req3 req = {
+		.tp_block_size = GW_RING_BLOCK, .tp_block_nr = GW_RING_BLOCKS,
+		.tp_frame_size = GW_RING_FRAME,
+		.tp_frame_nr = GW_RING_BLOCK / GW_RING_FRAME * GW_RING_BLOCKS,
+		.tp_retire_blk_tov = GW_RING_TOV_MS,
+	};
+	struct sockaddr_ll ll = {
+		.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_IP),
+		.sll_ifindex = (int)if_nametoindex(gw->conf.wan_interface),
+	};
+	int version = TPACKET_V3, fanout = (getpid() & 0xffff) | (PACKET_FANOUT_HASH << 16), r;
+	int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_IP));
+
+	if (fd < 0)
+		return -errno;
+	if (ll.sll_ifindex == 0 ||
+	    setsockopt(fd, SOL_PACKET, PACKET_VERSION, &version, sizeof(version)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0 ||
+	    setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0)
+		goto fail;
+	w->ring.map = mmap(NULL, (size_t)GW_RING_BLOCK * GW_RING_BLOCKS, PROT_READ | PROT_WRITE,
+			   MAP_SHARED, fd, 0);
+	if (w->ring.map == MAP_FAILED) {
+		w->ring.map = NULL;
+		goto fail;
+	}
+	w->ring.block_size = GW_RING_BLOCK;
+	w->ring.block_nr = GW_RING_BLOCKS;
+	if (bind(fd, (struct sockaddr *)&ll, sizeof(ll)) < 0 ||
+	    (gw->n_workers > 1 &&
+	     setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &fanout, sizeof(fanout)) < 0))
+		goto fail;
+	return fd;
+fail:
+	r = errno && ll.sll_ifindex ? -errno : -ENODEV;
+	if (w->ring.map)
+		munmap(w->ring.map, (size_t)GW_RING_BLOCK * GW_RING_BLOCKS);
+	w->ring.map = NULL;
+	close(fd);
+	return r;
+}
+
 static int open_tx_socket(void)
 {
 	int size = 4 << 20;
@@ -556,7 +655,7 @@ int worker_setup(struct gw *gw, struct gw_worker *w, unsigned index)
 	r = endpoint_pool_init(w);
 	if (r < 0)
 		return r;
-	w->gre_fd = open_gre_socket(gw, index);
+	w->gre_fd = gw->conf.io == CONF_IO_RING ? open_ring(gw, w) : open_gre_socket(gw, index);
 	if (w->gre_fd < 0)
 		return w->gre_fd;
 	w->tx_fd = open_tx_socket();
@@ -587,6 +686,8 @@ void worker_stop_all(struct gw *gw)
 /* Close what worker_setup opened; the TUN queues belong to the caller. */
 void worker_teardown(struct gw_worker *w)
 {
+	if (w->ring.map)
+		munmap(w->ring.map, w->ring.block_size * w->ring.block_nr);
 	if (w->gre_fd >= 0)
 		close(w->gre_fd);
 	if (w->tx_fd >= 0)

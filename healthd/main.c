@@ -24,13 +24,12 @@
 #include "healthd/daemon.h"
 #include "lib/conf.h"
 #include "lib/log.h"
-
-#define DEFAULT_CONF	"/etc/grepop/grepop.conf"
+#include "lib/options.h"
 
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: healthd [-c FILE] [-n] [-d] [-h]\n"
-		     "  -c FILE  configuration (default " DEFAULT_CONF ")\n"
+		     "  -c FILE  configuration (default " OPTIONS_DEFAULT_CONF ")\n"
 		     "  -n       check the configuration, print it and exit\n"
 		     "  -d       debug logging (every probe result)\n"
 		     "  -h       this help\n");
@@ -38,41 +37,17 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-	const char *conf_path = DEFAULT_CONF;
-	bool check_only = false, debug = false;
+	struct options opts;
 	struct healthd hd;
-	int opt, r;
+	int r;
 
-	while ((opt = getopt(argc, argv, "c:ndh")) != -1) {
-		switch (opt) {
-		case 'c':
-			conf_path = optarg;
-			break;
-		case 'n':
-			check_only = true;
-			break;
-		case 'd':
-			debug = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
-		return 2;
-	}
-	if (check_only)
-		return conf_check_main(conf_path, NULL);
-
-	log_init("healthd", debug);
+	r = options_parse(argc, argv, false, usage, &opts);
+	if (r >= 0)
+		return r;
+	log_init("healthd", opts.debug);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatal("libcurl failed to initialise");
-	r = healthd_start(&hd, conf_path);
+	r = healthd_start(&hd, opts.conf_path);
 	if (r == 0)
 		r = healthd_run(&hd);
 	healthd_stop(&hd);

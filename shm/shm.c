@@ -1,9 +1,10 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -98,44 +99,55 @@ static int shm_format(int fd, uint32_t capacity, uint32_t lanes)
 	return 0;
 }
 
+/*
+ * Make the segment under a temporary name and link it into place, so that
+ * nobody ever sees a file that is not formatted yet. Returns 0, -EEXIST if
+ * another process got there first (its segment is the one to use), or
+ * another negative errno.
+ */
+static int shm_create(const char *path, uint32_t capacity, uint32_t lanes)
+{
+	char tmp[PATH_MAX];
+	int fd, r;
+
+	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return errno == EEXIST ? -EIO : -errno;
+	r = fchmod(fd, 0644) < 0 ? -errno : shm_format(fd, capacity, lanes);
+	if (r == 0 && link(tmp, path) < 0)
+		r = -errno;
+	unlink(tmp);
+	close(fd);
+	return r;
+}
+
 int shm_open_or_create(struct shm *shm, const char *path, uint32_t capacity, uint32_t lanes)
 {
-	struct stat st;
+	bool created = false;
 	int fd, r;
 
 	memset(shm, 0, sizeof(*shm));
 	shm->fd = -1;
 	if (capacity == 0 || lanes == 0 || lanes > SHM_MAX_LANES)
 		return -EINVAL;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		r = shm_create(path, capacity, lanes);
+		if (r < 0 && r != -EEXIST)
+			return r;
+		created = r == 0;
+		fd = open(path, O_RDWR | O_CLOEXEC);
+	}
 	if (fd < 0)
 		return -errno;
-	/* Two processes starting at once: one formats, the other waits. */
-	if (flock(fd, LOCK_EX) < 0) {
-		r = -errno;
-		goto close_fd;
-	}
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		goto unlock;
-	}
-	if (st.st_size == 0) {
-		r = shm_format(fd, capacity, lanes);
-		if (r < 0)
-			goto unlock;
-		shm->created = true;
-	}
 	r = shm_map(shm, fd, true);
-	if (r < 0)
-		goto unlock;
-	flock(fd, LOCK_UN);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	shm->created = created;
 	return 0;
-
-unlock:
-	flock(fd, LOCK_UN);
-close_fd:
-	close(fd);
-	return r;
 }
 
 int shm_attach(struct shm *shm, const char *path, bool writable)

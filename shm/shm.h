@@ -110,7 +110,7 @@ enum shm_drop {
 	/* Reasons counted per POP only (no site to charge). */
 	SHM_DROP_UNKNOWN_SOURCE = SHM_DROP_SITE_COUNT,	/* no site has this source */
 	SHM_DROP_NO_ROUTE_BACK,		/* return packet with no known site */
-	SHM_DROP_LOCAL,			/* the POP's own link-local or multicast out of a TUN */
+	SHM_DROP_LOCAL,			/* the POP's own link-local/multicast from a TUN */
 	SHM_DROP_COUNT
 };
 
@@ -216,7 +216,9 @@ struct shm {
 
 /*
  * Open PATH, creating it with CAPACITY site slots and LANES counter lanes
- * if it does not exist. An existing segment is attached as it is, whatever
+ * if it does not exist (formatted under a temporary name, then linked into
+ * place: no process ever maps a half-made segment, and of two that start
+ * at once one creates it and the other attaches). An existing segment is attached as it is, whatever
  * CAPACITY and LANES say. Returns 0 or a negative errno: -EPROTO for another
  * layout (see shm_strerror), -EINVAL for a damaged file.
  */

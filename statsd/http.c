@@ -7,6 +7,7 @@
 
 #include "lib/timeutil.h"
 #include "statsd/http.h"
+#include "statsd/www.h"
 
 #ifndef GREPOP_VERSION
 #define GREPOP_VERSION "dev"
@@ -269,6 +270,12 @@ bool http_site_query_set(struct http_site_query *q, const char *key, const char 
 		strcpy(q->name, value);
 		return true;
 	}
+	if (strcmp(key, "order") == 0) {
+		q->descending = strcmp(value, "desc") == 0;
+		if (!q->descending && strcmp(value, "asc") != 0)
+			snprintf(err, err_len, "order must be asc or desc");
+		return q->descending || strcmp(value, "asc") == 0;
+	}
 	if (strcmp(key, "page") == 0 && parse_uint(value, 1, INT_MAX, &q->page))
 		return true;
 	if (strcmp(key, "per_page") == 0 &&
@@ -317,12 +324,14 @@ json_t *http_sites_json(const struct collect *c, const struct http_site_query *q
 	if (slots)
 		qsort_r(slots, n, sizeof(*slots), slot_by_name, (void *)c);
 	for (uint64_t i = first; i < n && i < first + q->per_page; i++)
-		json_array_append_new(list, collect_site_json(c, slots[i], seq));
+		json_array_append_new(list, collect_site_json(c, slots[q->descending ? n - 1 - i : i],
+							      seq));
 	free(slots);
 	json_object_set_new(o, "sites", list);
 	json_object_set_new(o, "total", json_integer(n));
 	json_object_set_new(o, "page", json_integer(q->page));
 	json_object_set_new(o, "per_page", json_integer(q->per_page));
+	json_object_set_new(o, "pages", json_integer((n + q->per_page - 1) / q->per_page));
 	return o;
 }
 
@@ -410,6 +419,25 @@ static enum MHD_Result http_metrics(struct http *h, struct MHD_Connection *conn)
 			  len);
 }
 
+/* The dashboard's files, from the binary; anything else is 404. */
+static enum MHD_Result http_static(struct MHD_Connection *conn, const char *url)
+{
+	const struct www_file *f = www_find(url);
+	struct MHD_Response *resp;
+	enum MHD_Result r;
+
+	if (!f)
+		return http_error(conn, MHD_HTTP_NOT_FOUND, "no such resource");
+	resp = MHD_create_response_from_buffer(f->len, (void *)f->data, MHD_RESPMEM_PERSISTENT);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, f->type);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+	r = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	return r;
+}
+
 static enum MHD_Result http_handle(void *cls, struct MHD_Connection *conn, const char *url,
 				   const char *method, const char *version,
 				   const char *upload_data, size_t *upload_data_size,
@@ -430,7 +458,7 @@ static enum MHD_Result http_handle(void *cls, struct MHD_Connection *conn, const
 		collect_unlock(h->collect);
 		return http_reply_json(conn, MHD_HTTP_OK, o);
 	}
-	return http_error(conn, MHD_HTTP_NOT_FOUND, "no such resource");
+	return http_static(conn, url);
 }
 
 /* "IPv4:port" into SA. */

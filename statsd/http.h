@@ -45,6 +45,7 @@ struct http_site_query {
 	char name[SHM_NAME_MAX];	/* substring, "" for any */
 	unsigned page;			/* from 1 */
 	unsigned per_page;
+	bool descending;		/* order=desc: by name, Z to A */
 };
 
 void http_site_query_init(struct http_site_query *q);

@@ -27,13 +27,13 @@
 
 #include "lib/conf.h"
 #include "lib/log.h"
+#include "lib/options.h"
 #include "lib/timeutil.h"
 #include "shm/shm.h"
 #include "statsd/collect.h"
 #include "statsd/feed.h"
 #include "statsd/http.h"
 
-#define DEFAULT_CONF	"/etc/grepop/grepop.conf"
 
 static volatile sig_atomic_t quit, reload;
 
@@ -63,7 +63,7 @@ static void signals_setup(void)
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: statsd [-c FILE] [-n] [-d] [-h]\n"
-		"  -c FILE  configuration (default " DEFAULT_CONF ")\n"
+		"  -c FILE  configuration (default " OPTIONS_DEFAULT_CONF ")\n"
 		"  -n       check the configuration and sites file, print them, exit\n"
 		"  -d       debug logging\n"
 		"  -h       this help\n");
@@ -197,34 +197,15 @@ static int serve(const char *path)
 
 int main(int argc, char **argv)
 {
-	const char *path = DEFAULT_CONF;
+	struct options opts;
 	char err[CONF_ERR_MAX];
-	bool check = false, debug = false;
-	int opt;
+	int r;
 
-	while ((opt = getopt(argc, argv, "c:ndh")) != -1) {
-		switch (opt) {
-		case 'c':
-			path = optarg;
-			break;
-		case 'n':
-			check = true;
-			break;
-		case 'd':
-			debug = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (check)
-		return conf_check_main(path, NULL);
-	log_init("statsd", debug);
-	if (conf_load(&confs[live], path, err) < 0)
+	r = options_parse(argc, argv, false, usage, &opts);
+	if (r >= 0)
+		return r;
+	log_init("statsd", opts.debug);
+	if (conf_load(&confs[live], opts.conf_path, err) < 0)
 		fatal("%s", err);
-	return serve(path);
+	return serve(opts.conf_path);
 }

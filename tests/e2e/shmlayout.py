@@ -36,6 +36,7 @@ SERVICE_SIZE = 32           # struct shm_service_state
 POP_LANE = 128
 POP_LANE_SIZE = 256         # struct shm_pop_lane
 POP_LANE_DROPS = 32
+POP_LANE_UNSUPPORTED = 168  # unsupported_proto[], after drops[SHM_DROP_COUNT]
 
 # struct shm_site
 SITE_SEQ = 0
@@ -75,6 +76,7 @@ SITE_DROPS = 14
 SERVICES = ("swg", "cfw")
 HEALTH = ("unknown", "up", "down")
 ACCEPT = ("accept", "no-new", "drain")
+PROTO_KINDS = ("teb", "erspan", "wccp", "other")   # SHM_PROTO_*
 TRAFFIC_TYPES = ("user", "iot", "mixed", "machine", "guest-wifi")
 
 
@@ -247,9 +249,11 @@ class Shm:
         return self.service(name)["health"]
 
     def pop_totals(self):
-        """POP lanes summed: rx/tx packets and bytes, drops by reason."""
+        """POP lanes summed: rx/tx packets and bytes, drops by reason, and
+        the unsupported GRE protocols by kind (PROTO_KINDS)."""
         totals = {"rx_packets": 0, "rx_bytes": 0, "tx_packets": 0, "tx_bytes": 0,
-                  "drops": dict.fromkeys(DROPS, 0)}
+                  "drops": dict.fromkeys(DROPS, 0),
+                  "unsupported_proto": dict.fromkeys(PROTO_KINDS, 0)}
         for lane in range(8):	# SHM_MAX_LANES
             base = OFF_POP + POP_LANE + lane * POP_LANE_SIZE
             values = struct.unpack_from("<4Q%dQ" % len(DROPS), self.map, base)
@@ -257,4 +261,8 @@ class Shm:
                 totals[k] += v
             for k, v in zip(DROPS, values[4:]):
                 totals["drops"][k] += v
+            kinds = struct.unpack_from("<%dQ" % len(PROTO_KINDS), self.map,
+                                       base + POP_LANE_UNSUPPORTED)
+            for k, v in zip(PROTO_KINDS, kinds):
+                totals["unsupported_proto"][k] += v
         return totals

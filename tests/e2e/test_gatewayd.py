@@ -203,6 +203,10 @@ def test_ipv6_inner_packets(env):
     lab.run("pop1", ["ip", "addr", "add", "fd00:19::1/64", "dev", "lan0", "nodad"])
     lab.run("svc1", ["ip", "addr", "add", "fd00:19::2/64", "dev", "eth0", "nodad"])
     lab.run("svc1", ["ip", "-6", "route", "add", "default", "via", "fd00:19::1"])
+    # The first packets may wait on neighbour discovery along the way.
+    wait_for(lambda: " 0% packet loss" in lab.run(
+        "branch", ["ping", "-6", "-c", "1", "-W", "1", "fd00:19::2"], check=False), 10,
+        what="a first IPv6 echo answered")
     out = lab.run("branch", ["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", "fd00:19::2"],
                   check=False)
     assert " 0% packet loss" in out, out

@@ -188,3 +188,38 @@ def test_counts_are_exact(lab):
     finally:
         lab.stop_router(router)
         echo1.stop()
+
+
+GRE_SENDER = """
+import socket, struct, sys
+sys.path.insert(0, {here!r})
+from gre_echo import inet_csum
+icmp = bytearray(b"\\x08\\x00\\x00\\x00\\x12\\x34\\x00\\x01" + b"x" * 16)
+icmp[2:4] = struct.pack("!H", inet_csum(bytes(icmp)))
+ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), 0, 0, 64, 1, 0,
+                           socket.inet_aton("198.19.0.2"), socket.inet_aton("10.1.0.2")))
+ip[10:12] = struct.pack("!H", inet_csum(bytes(ip)))
+gre = struct.pack("!HH", {flags}, 0x0800) + bytes(ip) + bytes(icmp)
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_GRE)
+s.sendto(gre, ("198.18.0.2", 0))
+"""
+
+
+def send_gre(lab, pop, flags=0):
+    """One GRE packet from POP to the router: an echo request for the branch."""
+    lab.run(pop, [lablib.PYTHON, "-c", GRE_SENDER.format(here=lablib.HERE, flags=flags)])
+
+
+def test_decapsulates_only_from_its_pops(lab):
+    router = lab.start_router([], backup=None, ipv6=False)
+    try:
+        send_gre(lab, "pop1")
+        lablib.wait_for(lambda: router.status()["rx_packets"] == 1, 3, what="rx from pop1")
+        send_gre(lab, "pop2")			# not a POP of this router
+        send_gre(lab, "pop1", flags=0x4000)	# routing bit: refused by RFC 2784
+        send_gre(lab, "pop1", flags=0x0001)	# version 1
+        send_gre(lab, "pop1", flags=0x2000)	# a key announced but not configured
+        lablib.wait_for(lambda: router.status()["drops"] == 4, 3, what="4 drops")
+        assert router.status()["rx_packets"] == 1
+    finally:
+        lab.stop_router(router)

@@ -126,3 +126,23 @@ def test_prefix_in_use_is_refused(lab):
     assert p.returncode != 0 and f"{lab.prefix} is in use by process {os.getpid()}" in p.stderr
     assert len(lablib.netns_list(lab.prefix)) == 7
     lab.run("branch", ["ping", "-c1", "-W2", "10.1.0.1"])
+
+
+def test_sigterm_removes_the_lab(build_dir):
+    """A test run stopped with SIGTERM (a CI timeout) still removes its lab."""
+    prefix = f"q{os.getpid() % 10000}"
+    script = (f"import sys, time; sys.path.insert(0, {lablib.HERE!r}); import lab; "
+              f"l = lab.standard({prefix!r}, {build_dir!r}, backup=False); "
+              "l.start_router(['--keepalive', '1,3'], backup=None); "
+              "print('up', flush=True); time.sleep(60)")
+    p = subprocess.Popen([lablib.PYTHON, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "up\n"
+        assert len(lablib.netns_list(prefix)) == 5
+        p.terminate()
+        assert p.wait(timeout=30) == -15	# the handler re-raises the signal
+        assert lablib.netns_list(prefix) == []
+        assert not os.path.exists(lablib.run_dir_of(prefix))
+    finally:
+        p.kill()
+        lablib.teardown(prefix)

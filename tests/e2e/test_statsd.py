@@ -317,8 +317,12 @@ def test_api_sites(statsd):
         assert status == 400 and "error" in body, bad
     status, body = statsd.get_json("/api/v1/pop")
     assert status == 200 and body["name"] == POP and body["healthd"] in ("alive", "stale")
-    status, body = statsd.get_json("/")
-    assert status == 404
+    status, body = statsd.get_json("/nothing-here")
+    assert status == 404 and "error" in body
+    status, body = statsd.get_json("/api/v1/sites?order=desc&per_page=2")
+    assert status == 200 and body["pages"] >= 1
+    names = [s["name"] for s in body["sites"]]
+    assert names == sorted(names, reverse=True)
 
 
 def test_slow_subscriber(statsd):

@@ -100,6 +100,9 @@ void fixture_gw_init(struct gw *gw)
 	if (sites_parse(&sites, "fixture.csv", fixture_sites_csv, strlen(fixture_sites_csv),
 			&gw->conf, err) < 0 || gw_sites_replace(gw, &sites, true, err) < 0)
 		die("sites", err);
+	/* As gatewayd at start: packets to this host's addresses are loops. */
+	if (local_addrs_refresh(gw) < 0)
+		die("local_addrs_refresh", "cannot read this host's addresses");
 }
 
 void fixture_worker_init(struct gw *gw, struct gw_worker *w)

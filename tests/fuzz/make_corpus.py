@@ -108,7 +108,8 @@ def worker_corpus():
         "reflect": (STATE, gre("198.18.0.2", ipv4(GATEWAY, "198.18.0.77", 47,
                                struct.pack("!HH", 0, 0)))),
         "probe": (STATE, gre("198.18.0.6", ipv4("10.6.0.1", PROBE, 1, icmp_echo()))),
-        "loop": (STATE, gre("198.18.0.2", ipv4("10.1.0.1", GATEWAY, 17, udp(1, 2)))),
+        "loop": (STATE, gre("198.18.0.2", ipv4("10.1.0.1", "127.0.0.1", 17, udp(1, 2)))),
+        "loop_gateway": (STATE, gre("198.18.0.2", ipv4(GATEWAY, "192.0.2.80", 17, udp(1, 2)))),
         "policy": (STATE, gre("198.18.0.3", ipv4("10.2.0.1", "192.0.2.53", 17, udp(1, 53)),
                               key=42)),
         "cisco_meta": (STATE, gre("198.18.0.2", struct.pack("!HBBHH", 0x0800, 1, 1, 1, 5) +

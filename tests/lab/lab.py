@@ -482,14 +482,15 @@ class Lab:
     # -- gatewayd configuration
 
     def write_conf(self, pop, runtime_dir=None, sites=None, tenants=None, extra="",
-                   tunnel_mtu=1476):
+                   tunnel_mtu=1476, io="socket"):
         """Write POP's grepop.conf (from grepop.conf.in) and its sites CSV
         under pop_dir(POP); RUNTIME_DIR defaults to pop_dir(POP)/run.
 
         SITES: list of dicts with CSV columns (name and source_ip required;
         others as text), default one site per branch. TENANTS: list of
         {"name", "tun", "routes"}, default one tenant "default" routing every
-        branch network. Returns the configuration's path."""
+        branch network. IO: gatewayd's receive path, "socket" or "ring".
+        Returns the configuration's path."""
         p = self.pops[pop]
         runtime_dir = runtime_dir or os.path.join(self.pop_dir(pop), "run")
         state_dir = os.path.join(self.pop_dir(pop), "lib")
@@ -506,7 +507,7 @@ class Lab:
             "RUNTIME_DIR": runtime_dir, "STATE_DIR": state_dir, "SITES_FILE": sites_file,
             "TENANTS": tenants_conf(tenants or self.default_tenants()),
             "SVC_IP": SVC_IP, "FEED_PORT": str(feed), "SNAPSHOT_PORT": str(snapshot),
-            "HTTP_PORT": str(http), "EXTRA": extra,
+            "HTTP_PORT": str(http), "EXTRA": extra, "IO": io,
         }
         with open(os.path.join(HERE, "grepop.conf.in")) as f:
             text = f.read()

@@ -467,7 +467,7 @@ static void test_nft_setup(void)
 	uint64_t packets = 7, bytes = 7;
 	char out[4096];
 
-	CU_ASSERT_EQUAL_FATAL(nft_setup(&gw), 0);
+	CU_ASSERT_EQUAL_FATAL(nft_setup(&gw, false), 0);
 	CU_ASSERT_EQUAL_FATAL(run_capture("nft list table ip grepop", out, sizeof(out)), 0);
 	printf("\n%s", out);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "set sites {\n\t\ttype ipv4_addr\n\t}"));
@@ -487,7 +487,7 @@ static void test_nft_setup_replaces(void)
 
 	CU_ASSERT_EQUAL(system("nft add chain ip grepop junk && "
 			       "nft add element ip grepop sites '{ 10.9.9.9 }'"), 0);
-	CU_ASSERT_EQUAL(nft_setup(&gw), 0);
+	CU_ASSERT_EQUAL(nft_setup(&gw, false), 0);
 	CU_ASSERT_EQUAL(run_capture("nft list table ip grepop", out, sizeof(out)), 0);
 	CU_ASSERT_PTR_NULL(strstr(out, "junk"));
 	CU_ASSERT_PTR_NULL(strstr(out, "10.9.9.9"));
@@ -705,7 +705,7 @@ static void test_nft_drops_unknown(void)
 	uint64_t bytes = 0;
 	int fd;
 
-	CU_ASSERT_EQUAL_FATAL(nft_setup(&gw), 0);
+	CU_ASSERT_EQUAL_FATAL(nft_setup(&gw, false), 0);
 	CU_ASSERT_EQUAL_FATAL(nft_set_sites(&site, 1), 0);
 	fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_GRE);
 	CU_ASSERT_FATAL(fd >= 0);

@@ -28,6 +28,7 @@
 #define ROUTER_B	"198.18.0.3"	/* site b: swg only, key 42, http_ports 8443 */
 #define ROUTER_C	"198.18.0.4"	/* site c: disabled */
 #define PROBE_IP	"100.64.255.1"
+#define OTHER_LOCAL	"192.0.2.77"	/* another address of the POP host */
 
 static struct gw gw;
 static struct gw_worker *w;
@@ -92,6 +93,7 @@ static int suite_init(void)
 	if (unshare(CLONE_NEWNET) < 0)
 		return -1;
 	if (run_cmd("ip link set lo up && ip addr add " GATEWAY "/32 dev lo && "
+		    "ip addr add " OTHER_LOCAL "/32 dev lo && "
 		    "ip route add local 198.18.0.0/24 dev lo") != 0)
 		return -1;
 	if (!mkdtemp(dir))
@@ -114,7 +116,7 @@ static int suite_init(void)
 	if (shm_open_or_create(&gw.shm, path, 16, 1) < 0)
 		return -1;
 	rcu_register_thread();
-	if (sitetab_init(&gw) < 0)
+	if (sitetab_init(&gw) < 0 || local_addrs_refresh(&gw) < 0)
 		return -1;
 	if (add_site(&sites, "a", ROUTER_A, "", "swg+cfw", "yes", "") < 0 ||
 	    add_site(&sites, "b", ROUTER_B, "42", "swg", "yes", "8443") < 0 ||
@@ -139,6 +141,7 @@ static int suite_clean(void)
 	char cmd[128];
 
 	sitetab_destroy(&gw);	/* first: the endpoints live in the worker's pool */
+	local_addrs_free(&gw);
 	worker_teardown(w);
 	free(w);
 	shm_detach(&gw.shm);
@@ -561,6 +564,25 @@ static void test_return_path(void)
 	CU_ASSERT_EQUAL(sent_read(out), -1);
 }
 
+/* Inner packets to the POP itself: its gateway and probe IPs, its loopback. */
+static void test_loop(void)
+{
+	static const char *const dst[] = {
+		GATEWAY, PROBE_IP, "127.0.0.1", "127.9.9.9", OTHER_LOCAL
+	};
+	uint8_t in[256], pkt[300], out[GW_BUF_SIZE];
+	uint64_t loops = SITE_DROP("a", SHM_DROP_LOOP);
+
+	set_health(SHM_HEALTH_UP, SHM_HEALTH_UP, true);
+	drain();
+	for (size_t i = 0; i < sizeof(dst) / sizeof(dst[0]); i++)
+		receive(pkt, gre(pkt, ROUTER_A, false, 0, GRE_PROTO_IPV4, in,
+				 udp(in, "10.1.0.2", dst[i], 9, 10)));
+	CU_ASSERT_EQUAL(SITE_DROP("a", SHM_DROP_LOOP), loops + 5);
+	CU_ASSERT_EQUAL(tun_read(out), -1);
+	CU_ASSERT_EQUAL(sent_read(out), -1);
+}
+
 /* Every packet read ends in exactly one counter. */
 static void test_every_packet_counted(void)
 {
@@ -605,6 +627,7 @@ int main(void)
 	CU_add_test(s, "probe answered", test_probe_answered);
 	CU_add_test(s, "too big", test_too_big);
 	CU_add_test(s, "return path", test_return_path);
+	CU_add_test(s, "loop", test_loop);
 	CU_add_test(s, "every packet counted", test_every_packet_counted);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,39 @@ static void test_create_and_attach(void)
 	CU_ASSERT_EQUAL(shm_site_at(&b, 999)->lane[1].rx_packets, 77);
 	shm_detach(&b);
 	CU_ASSERT_EQUAL(shm_attach(&b, "/nonexistent/grepop/state", false), -ENOENT);
+}
+
+static void *open_racer(void *arg)
+{
+	struct shm *s = arg;
+
+	return (void *)(intptr_t)shm_open_or_create(s, path, 100, 2);
+}
+
+/* Processes starting together: one creates, every one attaches a whole segment. */
+static void test_concurrent_creation(void)
+{
+	struct shm s[4];
+	pthread_t t[4];
+	int created = 0;
+
+	for (int round = 0; round < 20; round++) {
+		unlink(path);
+		for (int i = 0; i < 4; i++)
+			pthread_create(&t[i], NULL, open_racer, &s[i]);
+		for (int i = 0; i < 4; i++) {
+			void *r;
+
+			pthread_join(t[i], &r);
+			CU_ASSERT_EQUAL((intptr_t)r, 0);
+			if ((intptr_t)r != 0)
+				continue;
+			created += s[i].created;
+			CU_ASSERT_EQUAL(s[i].hdr->site_capacity, 100);
+			shm_detach(&s[i]);
+		}
+	}
+	CU_ASSERT_EQUAL(created, 20);
 }
 
 /* Two workers' default: a site slot within the 512-byte budget. */
@@ -200,6 +234,7 @@ int main(void)
 	s = CU_add_suite("shm", NULL, NULL);
 	CU_add_test(s, "create and attach", test_create_and_attach);
 	CU_add_test(s, "site size", test_site_size);
+	CU_add_test(s, "concurrent creation", test_concurrent_creation);
 	CU_add_test(s, "refuses other layouts", test_refuses_other_layouts);
 	CU_add_test(s, "identity reads are consistent", test_identity_reads_are_consistent);
 	CU_add_test(s, "sums", test_sums);

@@ -1,0 +1,445 @@
+/*
+ * gregen: the benchmark's traffic generator. Sends GRE packets, built
+ * ahead of time, as fast as one core can through an AF_PACKET socket on
+ * one interface, and prints what it sent.
+ *
+ *   gregen --ifname IF --dst-mac MAC --gateway IP [--profile P] [--sites N]
+ *          [--count N] [--seconds S] [--plain SRC]
+ *
+ * Every packet is Ethernet + outer IPv4 (site IP -> gateway IP) + GRE
+ * (4 bytes, no options) + an inner IPv4 packet. Site s (0..N-1) sends from
+ * outer source SITE_BASE + s and its inner packets come from INNER_BASE + s,
+ * so a sites file that lists SITE_BASE .. SITE_BASE + N - 1 admits them
+ * all. Flows are spread over the sites round robin.
+ *
+ * Profiles: udp64, udp512, udp1400 (UDP inner packets of that IP length),
+ * imix (64, 576 and 1400 bytes, 7:4:1), tcp (bulk flows: a SYN with MSS
+ * 1460 first, then 1400-byte segments with consecutive sequence numbers,
+ * every checksum valid), keepalive (Cisco keepalives: inner IPv4 gateway ->
+ * site carrying GRE protocol 0).
+ *
+ * With --plain SRC the packets have no outer IP and GRE: the inner packet
+ * from SRC to INNER_BASE + s, for flooding the return path from the
+ * services' side (UDP profiles only).
+ *
+ * It is independent of gatewayd's packet code: the headers are written and
+ * checksummed here. Bounded by --count and --seconds; stops by itself.
+ * Output, one line:
+ *   gregen profile=P sites=N packets=N inner_bytes=N wire_bytes=N seconds=S errors=N
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define GEN_BATCH	64
+#define GEN_FRAME_MAX	1600
+#define ETH_LEN		14
+#define OUTER_LEN	24		/* IPv4 20 + GRE 4 */
+#define TCP_SEGMENT	1400		/* IP length of a bulk TCP segment */
+#define TCP_MSS		1460
+#define IMIX_CYCLE	12
+
+enum gen_profile { P_UDP64, P_UDP512, P_UDP1400, P_IMIX, P_TCP, P_KEEPALIVE };
+
+static const char *const profile_names[] = {
+	"udp64", "udp512", "udp1400", "imix", "tcp", "keepalive",
+};
+
+struct gen_opts {
+	char ifname[IFNAMSIZ];
+	uint8_t dst_mac[6];
+	bool have_mac;
+	struct in_addr gateway, site_base, inner_base, inner_dst, plain_src;
+	bool plain;
+	enum gen_profile profile;
+	uint32_t sites, flows;
+	uint64_t count;
+	double seconds;
+};
+
+/* Per flow: the next TCP sequence number and whether its SYN went out. */
+struct gen_flow {
+	uint32_t seq;
+	bool syn_sent;
+};
+
+struct gen {
+	struct gen_opts o;
+	uint8_t src_mac[6];
+	int fd;
+	struct gen_flow *flow;
+	uint8_t buf[GEN_BATCH][GEN_FRAME_MAX];
+	struct iovec iov[GEN_BATCH];
+	struct mmsghdr msg[GEN_BATCH];
+	uint32_t inner_len[GEN_BATCH];
+	uint64_t packets, inner_bytes, wire_bytes, errors;
+};
+
+static uint32_t sum16(const void *data, size_t len, uint32_t sum)
+{
+	const uint8_t *p = data;
+
+	for (; len > 1; len -= 2, p += 2)
+		sum += (uint32_t)p[0] << 8 | p[1];
+	if (len)
+		sum += (uint32_t)p[0] << 8;
+	return sum;
+}
+
+static uint16_t fold(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)sum;
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, (uint16_t)(v >> 16));
+	put16(p + 2, (uint16_t)v);
+}
+
+/* An IPv4 header without options at IP; the checksum is computed. */
+static void ip_header(uint8_t *ip, size_t total, uint8_t proto, struct in_addr src,
+		      struct in_addr dst, uint16_t id, bool df)
+{
+	memset(ip, 0, 20);
+	ip[0] = 0x45;
+	put16(ip + 2, (uint16_t)total);
+	put16(ip + 4, id);
+	ip[6] = df ? 0x40 : 0;
+	ip[8] = 64;
+	ip[9] = proto;
+	memcpy(ip + 12, &src, 4);
+	memcpy(ip + 16, &dst, 4);
+	put16(ip + 10, (uint16_t)~fold(sum16(ip, 20, 0)));
+}
+
+static struct in_addr addr_plus(struct in_addr base, uint32_t n)
+{
+	return (struct in_addr){ htonl(ntohl(base.s_addr) + n) };
+}
+
+/* A UDP packet of TOTAL IP bytes (no UDP checksum: allowed over IPv4). */
+static void inner_udp(uint8_t *ip, size_t total, struct in_addr src, struct in_addr dst,
+		      uint16_t sport, uint16_t id)
+{
+	uint8_t *udp = ip + 20;
+
+	ip_header(ip, total, IPPROTO_UDP, src, dst, id, false);
+	put16(udp, sport);
+	put16(udp + 2, 9);
+	put16(udp + 4, (uint16_t)(total - 20));
+	put16(udp + 6, 0);
+	memset(udp + 8, 0x5a, total - 28);
+}
+
+/* A TCP segment: a SYN with MSS, or TCP_SEGMENT bytes of data (ACK|PSH). */
+static size_t inner_tcp(uint8_t *ip, bool syn, uint32_t seq, struct in_addr src,
+			struct in_addr dst, uint16_t sport, uint16_t id)
+{
+	size_t hl = syn ? 24 : 20;
+	size_t total = syn ? 20 + hl : TCP_SEGMENT;
+	uint8_t *tcp = ip + 20;
+	uint32_t sum;
+
+	ip_header(ip, total, IPPROTO_TCP, src, dst, id, true);
+	memset(tcp, 0, hl);
+	put16(tcp, sport);
+	put16(tcp + 2, 5001);
+	put32(tcp + 4, seq);
+	put32(tcp + 8, syn ? 0 : 1);
+	tcp[12] = (uint8_t)(hl / 4) << 4;
+	tcp[13] = syn ? 0x02 : 0x18;
+	put16(tcp + 14, 65535);
+	if (syn) {
+		tcp[20] = 2;		/* MSS */
+		tcp[21] = 4;
+		put16(tcp + 22, TCP_MSS);
+	} else {
+		memset(tcp + hl, 0xa5, total - 20 - hl);
+	}
+	sum = sum16(ip + 12, 8, IPPROTO_TCP + (uint32_t)(total - 20));
+	put16(tcp + 16, (uint16_t)~fold(sum16(tcp, total - 20, sum)));
+	return total;
+}
+
+/* A Cisco keepalive's inner packet: gateway -> site, GRE protocol 0. */
+static size_t inner_keepalive(uint8_t *ip, struct in_addr gateway, struct in_addr site,
+			      uint16_t id)
+{
+	ip_header(ip, 24, IPPROTO_GRE, gateway, site, id, false);
+	memset(ip + 20, 0, 4);
+	return 24;
+}
+
+static size_t udp_size(enum gen_profile p, uint64_t k)
+{
+	static const uint16_t imix[IMIX_CYCLE] = { 64, 64, 64, 64, 64, 64, 64, 576, 576, 576,
+						   576, 1400 };
+
+	switch (p) {
+	case P_UDP64: return 64;
+	case P_UDP512: return 512;
+	case P_IMIX: return imix[k % IMIX_CYCLE];
+	default: return 1400;
+	}
+}
+
+/* Write packet K's inner IPv4 packet at IP; returns its length. */
+static size_t build_inner(struct gen *g, uint64_t k, uint8_t *ip)
+{
+	const struct gen_opts *o = &g->o;
+	uint32_t f = (uint32_t)(k % o->flows), s = f % o->sites;
+	uint16_t sport = (uint16_t)(10000 + f / o->sites % 50000), id = (uint16_t)k;
+	struct in_addr site = addr_plus(o->site_base, s), inner = addr_plus(o->inner_base, s);
+	struct gen_flow *fl = &g->flow[f];
+	size_t len;
+
+	if (o->profile == P_KEEPALIVE)
+		return inner_keepalive(ip, o->gateway, site, id);
+	if (o->plain) {
+		len = udp_size(o->profile, k);
+		inner_udp(ip, len, o->plain_src, inner, sport, id);
+		return len;
+	}
+	if (o->profile != P_TCP) {
+		len = udp_size(o->profile, k);
+		inner_udp(ip, len, inner, o->inner_dst, sport, id);
+		return len;
+	}
+	len = inner_tcp(ip, !fl->syn_sent, fl->seq, inner, o->inner_dst, sport, id);
+	fl->seq += fl->syn_sent ? TCP_SEGMENT - 40 : 1;
+	fl->syn_sent = true;
+	return len;
+}
+
+/* Fill slot I of the batch with packet K: Ethernet, outer IPv4 + GRE, inner. */
+static void build_frame(struct gen *g, unsigned i, uint64_t k)
+{
+	const struct gen_opts *o = &g->o;
+	uint8_t *eth = g->buf[i];
+	size_t outer = o->plain ? 0 : OUTER_LEN;
+	size_t inner = build_inner(g, k, eth + ETH_LEN + outer);
+	uint32_t s = (uint32_t)(k % o->flows) % o->sites;
+
+	memcpy(eth, o->dst_mac, 6);
+	memcpy(eth + 6, g->src_mac, 6);
+	put16(eth + 12, ETHERTYPE_IP);
+	if (!o->plain) {
+		ip_header(eth + ETH_LEN, OUTER_LEN + inner, IPPROTO_GRE,
+			  addr_plus(o->site_base, s), o->gateway, (uint16_t)k, true);
+		put16(eth + ETH_LEN + 20, 0);
+		put16(eth + ETH_LEN + 22, 0x0800);
+	}
+	g->iov[i].iov_len = ETH_LEN + outer + inner;
+	g->inner_len[i] = (uint32_t)inner;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Send until --count packets went out or --seconds passed; returns the seconds. */
+static double gen_run(struct gen *g)
+{
+	double start = now_s(), now = start;
+
+	while (g->packets < g->o.count && now - start < g->o.seconds) {
+		uint64_t left = g->o.count - g->packets;
+		unsigned n = left < GEN_BATCH ? (unsigned)left : GEN_BATCH;
+		int sent;
+
+		for (unsigned i = 0; i < n; i++)
+			build_frame(g, i, g->packets + i);
+		sent = sendmmsg(g->fd, g->msg, n, 0);
+		if (sent < (int)n)
+			g->errors++;
+		for (int i = 0; i < sent; i++) {
+			g->inner_bytes += g->inner_len[i];
+			g->wire_bytes += g->iov[i].iov_len;
+		}
+		if (sent > 0)
+			g->packets += (unsigned)sent;
+		now = now_s();
+	}
+	return now - start;
+}
+
+static int open_socket(struct gen *g)
+{
+	struct sockaddr_ll ll = { .sll_family = AF_PACKET };
+	struct ifreq ifr;
+	int one = 1;
+
+	/* Protocol 0: this socket only sends; it receives nothing. */
+	g->fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+	if (g->fd < 0)
+		return -errno;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", g->o.ifname);
+	if (ioctl(g->fd, SIOCGIFHWADDR, &ifr) < 0)
+		return -errno;
+	memcpy(g->src_mac, ifr.ifr_hwaddr.sa_data, 6);
+	ll.sll_ifindex = (int)if_nametoindex(g->o.ifname);
+	if (ll.sll_ifindex == 0)
+		return -errno;
+	if (bind(g->fd, (struct sockaddr *)&ll, sizeof(ll)) < 0)
+		return -errno;
+	/* Straight to the driver: the generator measures the receiver, not a qdisc. */
+	setsockopt(g->fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one));
+	return 0;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: gregen --ifname IF --dst-mac MAC --gateway IP [options]\n"
+		"  --profile P       udp64 udp512 udp1400 imix tcp keepalive (default udp64)\n"
+		"  --sites N         distinct outer source IPs (default 1)\n"
+		"  --flows N         flows, at least one per site (default 16)\n"
+		"  --site-base IP    first site's outer source IP (default 172.16.0.1)\n"
+		"  --inner-base IP   first site's inner source IP (default 10.1.0.2)\n"
+		"  --inner-dst IP    inner destination (default 203.0.113.1)\n"
+		"  --plain SRC       no outer IP and GRE: UDP from SRC to the inner sources\n"
+		"  --count N         stop after N packets (default unlimited)\n"
+		"  --seconds S       stop after S seconds (default 5)\n");
+}
+
+static bool parse_mac(const char *s, uint8_t *mac)
+{
+	return sscanf(s, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &mac[0], &mac[1], &mac[2], &mac[3],
+		      &mac[4], &mac[5]) == 6;
+}
+
+static bool parse_profile(const char *s, enum gen_profile *p)
+{
+	for (size_t i = 0; i < sizeof(profile_names) / sizeof(profile_names[0]); i++) {
+		if (strcmp(s, profile_names[i]) == 0) {
+			*p = (enum gen_profile)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool parse_addr(const char *s, struct in_addr *a)
+{
+	return inet_pton(AF_INET, s, a) == 1;
+}
+
+/* One option; false when its value is bad. */
+static bool parse_opt(struct gen_opts *o, int c, const char *v)
+{
+	char *end = NULL;
+
+	switch (c) {
+	case 'i': snprintf(o->ifname, sizeof(o->ifname), "%s", v); return *v != 0;
+	case 'm': return (o->have_mac = parse_mac(v, o->dst_mac));
+	case 'g': return parse_addr(v, &o->gateway);
+	case 'p': return parse_profile(v, &o->profile);
+	case 'b': return parse_addr(v, &o->site_base);
+	case 'B': return parse_addr(v, &o->inner_base);
+	case 'd': return parse_addr(v, &o->inner_dst);
+	case 'P': o->plain = true; return parse_addr(v, &o->plain_src);
+	case 's': o->sites = (uint32_t)strtoul(v, &end, 10); break;
+	case 'f': o->flows = (uint32_t)strtoul(v, &end, 10); break;
+	case 'c': o->count = strtoull(v, &end, 10); break;
+	case 'S': o->seconds = strtod(v, &end); break;
+	default: return false;
+	}
+	return end && *end == 0 && end != v;
+}
+
+static int parse_args(struct gen_opts *o, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "ifname", 1, NULL, 'i' }, { "dst-mac", 1, NULL, 'm' },
+		{ "gateway", 1, NULL, 'g' }, { "profile", 1, NULL, 'p' },
+		{ "sites", 1, NULL, 's' }, { "flows", 1, NULL, 'f' },
+		{ "site-base", 1, NULL, 'b' }, { "inner-base", 1, NULL, 'B' },
+		{ "inner-dst", 1, NULL, 'd' }, { "plain", 1, NULL, 'P' },
+		{ "count", 1, NULL, 'c' }, { "seconds", 1, NULL, 'S' },
+		{ "help", 0, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	*o = (struct gen_opts){ .sites = 1, .flows = 16, .count = UINT64_MAX, .seconds = 5 };
+	parse_addr("172.16.0.1", &o->site_base);
+	parse_addr("10.1.0.2", &o->inner_base);
+	parse_addr("203.0.113.1", &o->inner_dst);
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (c == 'h') {
+			usage(stdout);
+			exit(0);
+		}
+		if (!parse_opt(o, c, optarg ? optarg : "")) {
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (!o->ifname[0] || !o->have_mac || (!o->gateway.s_addr && !o->plain) ||
+	    o->sites == 0 || o->seconds <= 0 || optind != argc ||
+	    (o->plain && (o->profile == P_TCP || o->profile == P_KEEPALIVE))) {
+		usage(stderr);
+		return -EINVAL;
+	}
+	if (o->flows < o->sites)
+		o->flows = o->sites;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct gen g;
+	double seconds;
+	int r;
+
+	if (parse_args(&g.o, argc, argv) < 0)
+		return 2;
+	g.flow = calloc(g.o.flows, sizeof(*g.flow));
+	if (!g.flow)
+		return 1;
+	for (uint32_t f = 0; f < g.o.flows; f++)
+		g.flow[f].seq = f * 1000003u;
+	r = open_socket(&g);
+	if (r < 0) {
+		fprintf(stderr, "gregen: %s: %s\n", g.o.ifname, strerror(-r));
+		return 1;
+	}
+	for (unsigned i = 0; i < GEN_BATCH; i++) {
+		g.iov[i].iov_base = g.buf[i];
+		g.msg[i].msg_hdr = (struct msghdr){ .msg_iov = &g.iov[i], .msg_iovlen = 1 };
+	}
+	seconds = gen_run(&g);
+	printf("gregen profile=%s sites=%u packets=%llu inner_bytes=%llu wire_bytes=%llu "
+	       "seconds=%.3f errors=%llu\n", profile_names[g.o.profile], g.o.sites,
+	       (unsigned long long)g.packets, (unsigned long long)g.inner_bytes,
+	       (unsigned long long)g.wire_bytes, seconds, (unsigned long long)g.errors);
+	close(g.fd);
+	free(g.flow);
+	return 0;
+}

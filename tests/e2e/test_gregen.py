@@ -1,0 +1,105 @@
+"""The benchmark's generator on the wire, decoded by scapy (an independent
+decoder): outer IPv4 + GRE with valid checksums from one source IP per
+site, TCP flows that open with a SYN carrying MSS and then send consecutive
+segments with valid checksums, Cisco keepalives addressed back to the site.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lab"))
+
+import lab as lablib  # noqa: E402
+
+CAPTURE = r'''
+import json, socket, subprocess, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+s.bind(("vb", 0))
+s.settimeout(1)
+subprocess.run(sys.argv[1:], check=True, capture_output=True)
+frames = []
+while True:
+    try:
+        frames.append(s.recv(4096).hex())
+    except socket.timeout:
+        break
+print(json.dumps(frames))
+'''
+
+
+@pytest.fixture
+def capture(build_dir):
+    if os.geteuid() != 0:
+        pytest.skip("needs root for network namespaces")
+    ns = f"t{os.getpid()}gregen"
+    lablib.sh(["ip", "netns", "add", ns])
+    try:
+        lablib.sh(["ip", "-n", ns, "link", "add", "name", "va", "type", "veth", "peer", "name",
+                   "vb"])
+        for dev in ("va", "vb"):
+            lablib.sh(["ip", "-n", ns, "link", "set", dev, "up"])
+
+        def run(*args):
+            cmd = [os.path.join(build_dir, "tools", "gregen"), "--ifname", "va", "--dst-mac",
+                   "02:00:00:00:00:01", "--gateway", "198.18.0.11", *args]
+            out = lablib.sh(["ip", "netns", "exec", ns, "/usr/bin/python3", "-c", CAPTURE,
+                             *cmd], timeout=30)
+            return [bytes.fromhex(f) for f in json.loads(out)]
+        yield run
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def checksum_ok(pkt, layer):
+    from scapy.all import IP
+    copy = IP(bytes(pkt))
+    del copy[layer].chksum
+    return IP(bytes(copy))[layer].chksum == pkt[layer].chksum
+
+
+def decode(frames):
+    from scapy.all import GRE, IP, Ether
+    out = []
+    for f in frames:
+        outer = Ether(f)[IP]
+        assert outer.proto == 47 and checksum_ok(outer, IP)
+        assert outer[GRE].proto == 0x0800 and outer[GRE].chksum_present == 0
+        out.append((outer, IP(bytes(outer[GRE].payload))))
+    return out
+
+
+def test_tcp_flows_are_valid_segments_in_order(capture):
+    from scapy.all import IP, TCP
+    pkts = decode(capture("--profile", "tcp", "--sites", "2", "--flows", "2", "--count", "6"))
+    assert len(pkts) == 6
+    assert [o.src for o, _ in pkts] == ["172.16.0.1", "172.16.0.2"] * 3
+    for outer, inner in pkts:
+        assert checksum_ok(inner, IP) and checksum_ok(inner, TCP)
+        assert inner.src == {"172.16.0.1": "10.1.0.2", "172.16.0.2": "10.1.0.3"}[outer.src]
+    for site in (0, 1):
+        syn, seg1, seg2 = (inner[TCP] for _, inner in pkts[site::2])
+        assert syn.flags == "S" and ("MSS", 1460) in syn.options
+        assert seg1.flags == "PA" and seg1.seq == syn.seq + 1
+        assert seg2.seq == seg1.seq + len(seg1.payload) and len(seg1.payload) == 1360
+
+
+def test_keepalives_come_back_to_the_site(capture):
+    from scapy.all import IP, GRE
+    pkts = decode(capture("--profile", "keepalive", "--sites", "3", "--count", "3"))
+    assert [o.src for o, _ in pkts] == ["172.16.0.1", "172.16.0.2", "172.16.0.3"]
+    for outer, inner in pkts:
+        assert checksum_ok(inner, IP)
+        assert inner.src == "198.18.0.11" and inner.dst == outer.src and inner.proto == 47
+        assert inner[GRE].proto == 0 and len(bytes(inner)) == 24
+
+
+def test_udp_sizes(capture):
+    for profile, size in (("udp64", 64), ("udp512", 512), ("udp1400", 1400)):
+        pkts = decode(capture("--profile", profile, "--count", "2"))
+        assert [len(bytes(i)) for _, i in pkts] == [size, size]
+        assert all(o.len == size + 24 for o, _ in pkts)
