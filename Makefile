@@ -60,7 +60,8 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 TOOL_SRC := $(wildcard tests/lab/*.c tests/bench/*.c)
 TOOL_BIN := $(patsubst %.c,$(BUILD)/tools/%,$(notdir $(TOOL_SRC)))
 
-.PHONY: all tests check check-run deps demo install clean bench bench-smoke fuzz soak
+.PHONY: all tests check check-tsan tsan-tests check-run deps demo install clean bench \
+	bench-smoke fuzz fuzz-build soak
 .DEFAULT_GOAL := all
 
 all: $(addprefix $(BUILD)/,$(patsubst %/main.c,%,$(wildcard $(addsuffix /main.c,$(PROGRAMS))))) $(TOOL_BIN)
@@ -102,16 +103,70 @@ $(BUILD)/tools/%: $(BUILD)/obj/tests/bench/%.o $(PROGRAM_LIBS) $(BUILD)/libgrepo
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $< $(PROGRAM_LIBS) $(BUILD)/libgrepop.a $(LDLIBS)
 
+# libFuzzer harnesses (tests/fuzz/fuzz_*.c, README.md "Fuzzing"), built with
+# clang into build-fuzz/ against every module but the mains, all compiled
+# with the sanitizers; the other tests/fuzz/*.c are fixtures they share.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+# (clang has no -Wformat-truncation to turn off.)
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer $(filter-out -Wno-format-truncation,$(WARN)) -D_GNU_SOURCE -I. \
+	$(PKG_CFLAGS)
+FUZZ_HARNESS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_HARNESS))
+FUZZ_SRC := $(LIB_SRC) $(foreach p,$(PROGRAMS),$(filter-out $(p)/main.c,$($(p)_SRC))) \
+	$(filter-out $(FUZZ_HARNESS),$(wildcard tests/fuzz/*.c))
+
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+# liburcu's caa_container_of casts through char *, which clang's -Wcast-align
+# flags at every expansion (the nodes are members of properly aligned
+# structs): off in the files that use it, on everywhere else.
+FUZZ_URCU_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,\
+	$(shell grep -l 'caa_container_of\|cds_lfht_for_each_entry' $(FUZZ_SRC)))
+$(FUZZ_URCU_OBJ): FUZZ_CFLAGS += -Wno-cast-align
+
+$(FUZZ_BUILD)/libgrepop-fuzz.a: $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libgrepop-fuzz.a
+	clang -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+# Fuzz each harness (or those named in FUZZ_ONLY, e.g. "gre tun") for
+# FUZZ_SECONDS; new inputs and crashes stay in build-fuzz/.
+fuzz: fuzz-build
+	@tests/fuzz/run.sh fuzz $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_ONLY)
+
 deps:
 	@scripts/deps.sh --install
 
 # The README's test command. Runs the whole suite on the normal build, then
-# on the AddressSanitizer/UBSan build.
+# on the AddressSanitizer/UBSan build, replays every fuzz corpus and crash
+# through the harnesses, and runs the threaded tests under ThreadSanitizer.
 check:
 	@scripts/deps.sh
 	@$(MAKE) --no-print-directory tests
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 tests
-	@tests/run.sh build build-asan
+	@$(MAKE) --no-print-directory fuzz-build
+	@$(MAKE) --no-print-directory BUILD=build-tsan SAN=thread tsan-tests
+	@tests/run.sh build build-asan $(FUZZ_BUILD) build-tsan
+
+# ThreadSanitizer on the unit tests whose threads share memory without
+# liburcu: identity reads under a writer (test_shm). The RCU tables
+# (test_gatewayd_rcu) run in the normal and AddressSanitizer builds: liburcu
+# is not instrumented, so TSan sees neither its publication nor its grace
+# periods and reports every site a reader finds.
+TSAN_TESTS := test_shm
+tsan-tests: $(addprefix $(BUILD)/tests/,$(TSAN_TESTS))
+
+check-tsan:
+	@$(MAKE) --no-print-directory BUILD=build-tsan SAN=thread tsan-tests
+	@tests/run.sh build-tsan
 
 # One build only, for iterating: make check-run BUILD=build
 check-run: tests
@@ -162,4 +217,4 @@ install: all
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(FUZZ_BUILD)/obj -name '*.d' 2>/dev/null)

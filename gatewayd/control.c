@@ -146,6 +146,14 @@ static json_t *reply_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/*
+	 * Messages quote the request, and jansson's "near '...'" and the
+	 * truncation above cut anywhere, even inside a UTF-8 sequence, which
+	 * json_pack refuses. Keep them ASCII so that every request gets a reply.
+	 */
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
 	return json_pack("{s:b,s:s}", "ok", 0, "error", msg);
 }
 
@@ -318,19 +326,17 @@ static json_t *cmd_site_import(struct gw *gw, json_t *req)
 {
 	const char *csv = json_string_value(json_object_get(req, "csv"));
 	const char *file = json_string_value(json_object_get(req, "file"));
-	json_t *added = json_array(), *changed = json_array(), *removed = json_array();
+	json_t *added, *changed, *removed, *reply;
 	char err[CONF_ERR_MAX];
 	struct sites next;
-	json_t *reply;
 
 	if (!csv)
 		return reply_error("site.import needs \"csv\": the file's text");
-	if (sites_parse(&next, file ? file : "import", csv, strlen(csv), &gw->conf, err) < 0) {
-		json_decref(added);
-		json_decref(changed);
-		json_decref(removed);
+	if (sites_parse(&next, file ? file : "import", csv, strlen(csv), &gw->conf, err) < 0)
 		return reply_error("%s", err);
-	}
+	added = json_array();
+	changed = json_array();
+	removed = json_array();
 	for (unsigned i = 0; i < next.n; i++) {
 		const struct site_conf *old = sites_find(&gw->sites, next.site[i].name);
 

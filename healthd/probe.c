@@ -223,13 +223,13 @@ int probe_poll(struct probe_set *ps, struct curl_waitfd *extra, unsigned n_extra
 	if (curl_multi_perform(ps->multi, &running) != CURLM_OK)
 		return -EIO;
 	while ((msg = curl_multi_info_read(ps->multi, &left))) {
-		char *priv = NULL;
+		void *priv = NULL;
 		struct probe *p;
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
-		p = (struct probe *)priv;
+		p = priv;
 		if (p && p->running)
 			probe_complete(ps, p, msg->data.result);
 	}

@@ -38,7 +38,8 @@ static const char *level_word(int priority)
 	}
 }
 
-static void log_vmsg(int priority, const char *fmt, va_list ap)
+static void __attribute__((format(printf, 2, 0)))
+log_vmsg(int priority, const char *fmt, va_list ap)
 {
 	char line[1024];
 	char when[32];

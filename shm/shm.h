@@ -235,8 +235,16 @@ const char *shm_describe_error(int err);
 /* The slot at INDEX (< site_capacity). Never NULL for a valid index. */
 static inline struct shm_site *shm_site_at(const struct shm *shm, uint32_t index)
 {
-	return (struct shm_site *)((char *)shm->hdr + shm->hdr->sites_offset +
-				   (size_t)index * shm->hdr->site_stride);
+	/*
+	 * Byte arithmetic, then back to a slot through void *: the mapping is
+	 * page aligned, and sites_offset and site_stride are whole cache lines
+	 * (shm_attach refuses a segment whose values differ from the layout's),
+	 * so the result has the slot's alignment.
+	 */
+	void *slot = (char *)shm->hdr + shm->hdr->sites_offset +
+		     (size_t)index * shm->hdr->site_stride;
+
+	return slot;
 }
 
 /* Bytes of one site slot for LANES lanes, and of a whole segment. */
@@ -265,9 +273,13 @@ static inline uint64_t shm_load(const uint64_t *field)
 
 /*
  * Identity updates, for gatewayd's control thread only. Between begin and
- * end the slot's id may be written freely; readers retry meanwhile.
+ * end, shm_site_set_id writes the identity, in_use and generation; readers
+ * retry meanwhile. (Code that runs while no reader can, such as a
+ * single-threaded test, may write the fields directly instead.)
  */
 void shm_site_write_begin(struct shm_site *site);
+void shm_site_set_id(struct shm_site *site, const struct shm_site_id *id, bool in_use,
+		     uint64_t generation);
 void shm_site_write_end(struct shm_site *site);
 
 /*

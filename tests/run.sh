@@ -1,9 +1,11 @@
 #!/bin/bash
 # Run every test against one or more build directories:
-#   tests/run.sh build [build-asan ...]
+#   tests/run.sh build [build-asan build-fuzz build-tsan ...]
 # Unit tests (CUnit, among them the golden tests of the config and sites
 # parsers), then the end-to-end suite (pytest, real daemons in network
-# namespaces). Ends with one line "N passed, N failed".
+# namespaces) when the directory holds the daemons. A directory of fuzz
+# harnesses (build-fuzz) instead replays every corpus and crash input
+# through them. Ends with one line "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 
@@ -23,8 +25,16 @@ record() {	# name rc
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=86}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcode=87}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp}
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:exitcode=88:second_deadlock_stack=1}
 
 for build in "$@"; do
+	if compgen -G "$build/fuzz_*" > /dev/null; then
+		echo "=== fuzz regressions ($build)"
+		tests/fuzz/run.sh replay "$build"
+		record "$build/fuzz" $?
+		continue
+	fi
+
 	echo "=== unit tests ($build)"
 	for t in "$build"/tests/test_*; do
 		[ -x "$t" ] || continue
@@ -38,7 +48,7 @@ for build in "$@"; do
 		fi
 	done
 
-	if [ -d tests/e2e ] && ls tests/e2e/test_*.py > /dev/null 2>&1; then
+	if [ -x "$build/gatewayd" ] && [ -d tests/e2e ] && ls tests/e2e/test_*.py > /dev/null 2>&1; then
 		echo "=== end-to-end tests ($build)"
 		GREPOP_BUILD="$PWD/$build" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
 			${E2E_ARGS:-} tests/e2e

@@ -1,16 +1,7 @@
 /*
- * libFuzzer harness for the configuration loader. Not built by the
- * Makefile; by hand, from the repository root:
- *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. \
- *       tests/fuzz/fuzz_conf.c lib/conf.c lib/conf_util.c lib/conf_print.c \
- *       shm/shm.c -lconfig -o build-fuzz/fuzz_conf
- *   mkdir -p build-fuzz/corpus-conf && cp tests/golden/conf/*.conf build-fuzz/corpus-conf
- *   LSAN_OPTIONS=suppressions=tests/fuzz/libconfig.supp \
- *       build-fuzz/fuzz_conf -dict=tests/fuzz/conf.dict build-fuzz/corpus-conf
- *
- * (libFuzzer adds inputs to the corpus directory: never point it at
- * tests/golden.)
+ * libFuzzer harness for the configuration loader. `make fuzz` builds it
+ * and fuzzes it from tests/golden/conf and tests/fuzz/corpus_conf, with
+ * tests/fuzz/libconfig.supp for a leak inside libconfig.
  *
  * The input is handed to conf_load through a memfd (no file on disk). Every
  * input must either load and print to text that loads back to the same

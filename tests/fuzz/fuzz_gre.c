@@ -3,13 +3,8 @@
  * delivers go through gre_parse, inner_parse, inner_classify, policy_allows,
  * tcp_clamp_mss (on a copy), icmp_build_too_big and icmp_echo_to_reply, and
  * the invariants each promises are checked with abort() so that the
- * sanitizers and the fuzzer report them. Build and run from the top:
- *
- *   mkdir -p build-fuzz && clang -std=gnu11 -g -O1 \
- *     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
- *     -D_GNU_SOURCE -I. tests/fuzz/fuzz_gre.c gatewayd/packet.c \
- *     -o build-fuzz/fuzz_gre
- *   build-fuzz/fuzz_gre -max_total_time=60 tests/fuzz/corpus_gre
+ * sanitizers and the fuzzer report them. `make fuzz` builds and runs it
+ * (tests/fuzz/run.sh: corpus, dictionary, scratch directory).
  */
 #include <arpa/inet.h>
 #include <stdint.h>

@@ -1,16 +1,6 @@
 /*
- * libFuzzer harness for the sites-file parser. Not built by the Makefile;
- * by hand, from the repository root:
- *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. \
- *       tests/fuzz/fuzz_sites.c lib/sites.c lib/sites_set.c lib/site_conf.c \
- *       lib/conf.c lib/conf_util.c lib/conf_print.c shm/shm.c \
- *       -lconfig -lcsv -o build-fuzz/fuzz_sites
- *   mkdir -p build-fuzz/corpus-sites && cp tests/golden/sites/*.csv build-fuzz/corpus-sites
- *   build-fuzz/fuzz_sites -dict=tests/fuzz/sites.dict build-fuzz/corpus-sites
- *
- * (libFuzzer adds inputs to the corpus directory: never point it at
- * tests/golden.)
+ * libFuzzer harness for the sites-file parser. `make fuzz` builds it and
+ * fuzzes it from tests/golden/sites and tests/fuzz/corpus_sites.
  *
  * Every input must either load, print and load again to the same set, or
  * fail with a "file:row:column: message" and leave the set empty.

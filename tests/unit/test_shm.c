@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,7 +131,7 @@ static void test_refuses_other_layouts(void)
 
 struct writer {
 	struct shm *shm;
-	volatile int stop;
+	atomic_bool stop;
 	unsigned long writes;
 };
 
@@ -140,13 +141,13 @@ static void *identity_writer(void *arg)
 	struct writer *wr = arg;
 	struct shm_site *site = shm_site_at(wr->shm, 0);
 
-	while (!wr->stop) {
+	while (!atomic_load(&wr->stop)) {
 		uint32_t n = (uint32_t)(wr->writes++ % 1000);
+		struct shm_site_id id = { .source_ip.s_addr = n };
 
+		snprintf(id.name, sizeof(id.name), "site-%u", n);
 		shm_site_write_begin(site);
-		snprintf(site->id.name, sizeof(site->id.name), "site-%u", n);
-		site->id.source_ip.s_addr = n;
-		site->in_use = 1;
+		shm_site_set_id(site, &id, true, 1);
 		shm_site_write_end(site);
 	}
 	return NULL;
@@ -173,7 +174,7 @@ static void test_identity_reads_are_consistent(void)
 		torn += strcmp(want, id.name) != 0;
 		reads++;
 	}
-	wr.stop = 1;
+	atomic_store(&wr.stop, true);
 	pthread_join(t, NULL);
 	CU_ASSERT_EQUAL(torn, 0);
 	CU_ASSERT(wr.writes > 0);
