@@ -307,8 +307,8 @@ static void report_auth_failures(struct gatewayd *d, uint64_t now)
 			site_health_text(d, site, health, sizeof(health));
 			log_info("site %s: GRE AUTH FAILURE: new tunnel refused (%llu packet%s; "
 				 "POP %s; %s)", site->conf.name, (unsigned long long)count,
-				 count == 1 ? "" : "s", shm_accept_name(gw->shm.hdr->pop.accept_mode),
-				 health);
+				 count == 1 ? "" : "s",
+				 shm_accept_name(gw->shm.hdr->pop.accept_mode), health);
 			if (gw->events)
 				events_send(gw->events, "gre.auth_failure",
 					    json_pack("{s:s,s:I}", "site", site->conf.name,

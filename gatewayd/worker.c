@@ -451,7 +451,8 @@ static void worker_poll_ring(struct gw_worker *w)
 			return;
 		worker_begin_batch(w);
 		rcu_read_lock();
-		h = (struct tpacket3_hdr *)(void *)((uint8_t *)bd + bd->hdr.bh1.offset_to_first_pkt);
+		h = (struct tpacket3_hdr *)(void *)((uint8_t *)bd +
+						    bd->hdr.bh1.offset_to_first_pkt);
 		for (uint32_t i = 0; i < bd->hdr.bh1.num_pkts; i++) {
 			worker_handle_gre(w, (uint8_t *)h + h->tp_net, h->tp_snaplen);
 			h = (struct tpacket3_hdr *)(void *)((uint8_t *)h + h->tp_next_offset);

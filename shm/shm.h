@@ -218,9 +218,10 @@ struct shm {
  * Open PATH, creating it with CAPACITY site slots and LANES counter lanes
  * if it does not exist (formatted under a temporary name, then linked into
  * place: no process ever maps a half-made segment, and of two that start
- * at once one creates it and the other attaches). An existing segment is attached as it is, whatever
- * CAPACITY and LANES say. Returns 0 or a negative errno: -EPROTO for another
- * layout (see shm_strerror), -EINVAL for a damaged file.
+ * at once one creates it and the other attaches). An existing segment is
+ * attached as it is, whatever CAPACITY and LANES say. Returns 0 or a
+ * negative errno: -EPROTO for another layout (see shm_describe_error),
+ * -EINVAL for a damaged file.
  */
 int shm_open_or_create(struct shm *shm, const char *path, uint32_t capacity, uint32_t lanes);
 

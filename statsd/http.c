@@ -324,8 +324,8 @@ json_t *http_sites_json(const struct collect *c, const struct http_site_query *q
 	if (slots)
 		qsort_r(slots, n, sizeof(*slots), slot_by_name, (void *)c);
 	for (uint64_t i = first; i < n && i < first + q->per_page; i++)
-		json_array_append_new(list, collect_site_json(c, slots[q->descending ? n - 1 - i : i],
-							      seq));
+		json_array_append_new(list, collect_site_json(c, slots[q->descending ?
+									     n - 1 - i : i], seq));
 	free(slots);
 	json_object_set_new(o, "sites", list);
 	json_object_set_new(o, "total", json_integer(n));

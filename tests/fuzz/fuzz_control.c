@@ -34,7 +34,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static bool sites_same(const struct sites *a, const struct sites *b)
 {
-	return a->n == b->n && (a->n == 0 || memcmp(a->site, b->site, a->n * sizeof(a->site[0])) == 0);
+	return a->n == b->n &&
+	       (a->n == 0 || memcmp(a->site, b->site, a->n * sizeof(a->site[0])) == 0);
 }
 
 /* Back to the fixture's state, through the same code a request uses. */

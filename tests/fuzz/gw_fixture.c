@@ -67,8 +67,10 @@ static void write_conf(const char *path)
 	snprintf(text, sizeof(text),
 		 "pop = { name = \"fz1\"; gateway_ip = \"%s\"; probe_ip = \"%s\"; };\n"
 		 "runtime_dir = \"%s\";\nstate_dir = \"%s\";\nsites_file = \"%s/sites.csv\";\n"
-		 "tenants = ( { name = \"default\"; tun = \"fz0\"; routes = ( \"10.0.0.0/8\" ); },\n"
-		 "  { name = \"corp\"; tun = \"fz1\"; table = 101; routes = ( \"172.16.0.0/12\" ); } );\n"
+		 "tenants = (\n"
+		 "  { name = \"default\"; tun = \"fz0\"; routes = ( \"10.0.0.0/8\" ); },\n"
+		 "  { name = \"corp\"; tun = \"fz1\"; table = 101;\n"
+		 "    routes = ( \"172.16.0.0/12\" ); } );\n"
 		 "gateway = { workers = 1; max_sites = 16; };\n",
 		 FIXTURE_GATEWAY, FIXTURE_PROBE, dir, dir, dir);
 	write_file(path, text);
@@ -154,7 +156,8 @@ uint64_t fixture_endings(const struct gw *gw)
 		for (uint32_t l = 0; l < hdr->lanes; l++) {
 			const struct shm_site_lane *lane = &s->lane[l];
 
-			sum += lane->rx_packets + lane->tx_packets + lane->keepalives + lane->probes;
+			sum += lane->rx_packets + lane->tx_packets + lane->keepalives +
+			       lane->probes;
 			for (int d = 0; d < SHM_DROP_SITE_COUNT; d++)
 				sum += lane->drops[d];
 		}

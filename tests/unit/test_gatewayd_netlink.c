@@ -361,7 +361,8 @@ static void test_overlapping_tenants(void)
 		    "ip link add down-b type veth peer name down-b-p && "
 		    "ip link set down-a-p up && ip link set down-b-p up && "
 		    "ip link set down-a up && ip link set down-b up && "
-		    "ip addr add 192.0.2.1/24 dev down-a && ip addr add 198.51.100.1/24 dev down-b");
+		    "ip addr add 192.0.2.1/24 dev down-a && "
+		    "ip addr add 198.51.100.1/24 dev down-b");
 	CU_ASSERT_EQUAL_FATAL(rc, 0);
 	CU_ASSERT_EQUAL(nl_route_add(&p, TUN_A, 100), 0);
 	CU_ASSERT_EQUAL(nl_route_add(&p, "grepop-t1", 101), 0);
