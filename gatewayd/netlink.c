@@ -71,12 +71,12 @@ static int nl_error_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_ERROR;
 }
 
-static int nl_socket_open(struct mnl_socket **out)
+int nl_socket_open(int bus, struct mnl_socket **out)
 {
 	struct mnl_socket *nl;
 	int one = 1;
 
-	nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+	nl = mnl_socket_open2(bus, SOCK_CLOEXEC);
 	if (!nl)
 		return -errno;
 	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
@@ -103,7 +103,7 @@ static int nl_talk(struct nlmsghdr *nlh)
 	int ret;
 
 	nl_extack[0] = '\0';
-	ret = nl_socket_open(&nl);
+	ret = nl_socket_open(NETLINK_ROUTE, &nl);
 	if (ret < 0)
 		return ret;
 

@@ -31,6 +31,13 @@
 
 #define NL_ERR_MAX		512
 
+/*
+ * A bound netlink socket of BUS (NETLINK_ROUTE, NETLINK_NETFILTER) that asks
+ * for extended acknowledgements. 0 or -errno; the caller closes *OUT.
+ */
+struct mnl_socket;
+int nl_socket_open(int bus, struct mnl_socket **out);
+
 /* Set the MTU of interface NAME and bring it up. 0 or -errno. */
 int nl_link_setup(const char *name, unsigned mtu);
 

@@ -34,6 +34,7 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 
+#include "gatewayd/netlink.h"
 #include "gatewayd/nft.h"
 
 #define NFT_ELEMS_PER_MSG	2048		/* 16 bytes each: well under 64 KiB */
@@ -348,25 +349,15 @@ static int nft_reply_cb(const struct nlmsghdr *nlh, void *data)
 
 static int nft_socket_open(struct mnl_socket **out, size_t sndbuf)
 {
-	struct mnl_socket *nl;
-	int one = 1, size = (int)sndbuf;
+	int size = (int)sndbuf, fd, ret;
 
-	nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
-	if (!nl)
-		return -errno;
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		int err = -errno;
-
-		mnl_socket_close(nl);
-		return err;
-	}
-	mnl_socket_setsockopt(nl, NETLINK_EXT_ACK, &one, sizeof(one));
-	mnl_socket_setsockopt(nl, NETLINK_CAP_ACK, &one, sizeof(one));
+	ret = nl_socket_open(NETLINK_NETFILTER, out);
+	if (ret < 0)
+		return ret;
+	fd = mnl_socket_get_fd(*out);
 	/* FORCE passes the system's limit; CAP_NET_ADMIN allows it. */
-	if (sndbuf > 0 && setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_SNDBUFFORCE,
-				     &size, sizeof(size)) < 0)
-		setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
-	*out = nl;
+	if (sndbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
 	return 0;
 }
 
