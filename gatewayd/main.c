@@ -135,7 +135,7 @@ static void setup_tenants(struct gatewayd *d)
 	for (unsigned t = 0; t < gw->conf.n_tenants; t++) {
 		const struct conf_tenant *ten = &gw->conf.tenants[t];
 
-		r = tun_open_queues(ten->tun, gw->n_workers, false, d->tun_fds[t]);
+		r = tun_open_queues(ten->tun, gw->n_workers, true, d->tun_fds[t]);
 		if (r < 0)
 			fatal("tenant %s: cannot create TUN %s: %s", ten->name, ten->tun,
 			      strerror(-r));

@@ -8,8 +8,19 @@
 #define GATEWAYD_TUN_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <linux/virtio_net.h>
 
 #define TUN_MAX_QUEUES		256	/* the kernel's limit per device */
+
+/*
+ * gatewayd's queues carry a struct virtio_net_hdr before every packet
+ * (IFF_VNET_HDR): what lets a write hand the kernel one large TCP or UDP
+ * packet to segment (GSO) and a read take one (TSO) unsegmented.
+ */
+#define TUN_VNET_HDR_LEN	sizeof(struct virtio_net_hdr)
 
 /*
  * Create the TUN device NAME (IFF_TUN | IFF_NO_PI | IFF_MULTI_QUEUE, and
@@ -26,5 +37,22 @@ int tun_open_queues(const char *name, unsigned n_queues, bool vnet_hdr, int *fds
  * the first close error as a negative errno (every fd is closed anyway).
  */
 int tun_close_queues(int *fds, unsigned n_queues);
+
+/*
+ * Write the one plain packet PKT of LEN bytes to the vnet-header queue FD
+ * (a header that asks nothing of the kernel goes first). Returns what
+ * write(2) does, less the header: LEN when the packet went in whole.
+ */
+static inline ssize_t tun_write(int fd, const void *pkt, size_t len)
+{
+	static const struct virtio_net_hdr plain = { .gso_type = VIRTIO_NET_HDR_GSO_NONE };
+	struct iovec iov[2] = {
+		{ .iov_base = (void *)&plain, .iov_len = sizeof(plain) },
+		{ .iov_base = (void *)pkt, .iov_len = len },
+	};
+	ssize_t r = writev(fd, iov, 2);
+
+	return r < (ssize_t)sizeof(plain) ? (r < 0 ? r : -1) : r - (ssize_t)sizeof(plain);
+}
 
 #endif

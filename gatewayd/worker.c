@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "gatewayd/gateway.h"
+#include "gatewayd/tun.h"
 #include "lib/timeutil.h"
 
 #define GW_GRE_BUDGET	8	/* receive batches before looking at the TUNs again */
@@ -303,7 +304,7 @@ static void handle_data(struct gw_worker *w, struct gw_site *site, uint8_t *inne
 	if (info->tcp_syn)
 		tcp_clamp_mss(inner, info, site_mss(site, info->family));
 	endpoint_learn(w, site->tenant, info->family, &info->src, site);
-	if (write(w->tun_fd[site->tenant], inner, info->ip_len) != (ssize_t)info->ip_len) {
+	if (tun_write(w->tun_fd[site->tenant], inner, info->ip_len) != (ssize_t)info->ip_len) {
 		reason = SHM_DROP_IO;
 		goto drop;
 	}
@@ -406,7 +407,7 @@ void worker_handle_tun(struct gw_worker *w, uint8_t tenant, uint8_t *pkt, size_t
 	if (info.ip_len > site->mtu) {
 		/* The service sent more than the tunnel carries: tell it, as a router would. */
 		if (info.df && (n = build_too_big(w, pkt, &info, site->mtu)) > 0 &&
-		    write(w->tun_fd[tenant], w->tx_buf[w->tx_count], n) < 0)
+		    tun_write(w->tun_fd[tenant], w->tx_buf[w->tx_count], n) < 0)
 			pop_drop(w, SHM_DROP_IO);
 		site_drop(w, site, SHM_DROP_TOO_BIG);
 		return;
@@ -469,6 +470,7 @@ static void worker_poll_tun(struct gw_worker *w, uint8_t tenant)
 	size_t len[GW_BATCH];
 	int n = 0;
 
+	/* Every read starts with the queue's virtio_net_hdr; no offload is on, so it says nothing. */
 	while (n < GW_BATCH) {
 		ssize_t r = read(w->tun_fd[tenant], w->rx_buf[n], GW_BUF_SIZE);
 
@@ -480,8 +482,14 @@ static void worker_poll_tun(struct gw_worker *w, uint8_t tenant)
 		return;
 	worker_begin_batch(w);
 	rcu_read_lock();
-	for (int i = 0; i < n; i++)
-		worker_handle_tun(w, tenant, w->rx_buf[i], len[i]);
+	for (int i = 0; i < n; i++) {
+		if (len[i] <= TUN_VNET_HDR_LEN) {
+			pop_drop(w, SHM_DROP_BAD_INNER);
+			continue;
+		}
+		worker_handle_tun(w, tenant, w->rx_buf[i] + TUN_VNET_HDR_LEN,
+				  len[i] - TUN_VNET_HDR_LEN);
+	}
 	worker_flush_tx(w);
 	rcu_read_unlock();
 }

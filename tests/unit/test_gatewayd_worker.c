@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "gatewayd/gateway.h"
+#include "gatewayd/tun.h"
 #include "lib/timeutil.h"
 
 #define GATEWAY		"198.18.0.11"
@@ -294,7 +295,17 @@ static void from_tun(const uint8_t *pkt, size_t len)
 /* The next packet written to the TUN, or -1 when there is none. */
 static ssize_t tun_read(uint8_t *buf)
 {
-	return read(tun_peer, buf, GW_BUF_SIZE);
+	static const struct virtio_net_hdr plain = { .gso_type = VIRTIO_NET_HDR_GSO_NONE };
+	uint8_t raw[TUN_VNET_HDR_LEN + GW_BUF_SIZE];
+	ssize_t n = read(tun_peer, raw, sizeof(raw));
+
+	if (n < 0)
+		return n;
+	/* A plain packet: the header asks the kernel for nothing. */
+	CU_ASSERT_FATAL(n >= (ssize_t)TUN_VNET_HDR_LEN);
+	CU_ASSERT(memcmp(raw, &plain, TUN_VNET_HDR_LEN) == 0);
+	memcpy(buf, raw + TUN_VNET_HDR_LEN, (size_t)n - TUN_VNET_HDR_LEN);
+	return n - (ssize_t)TUN_VNET_HDR_LEN;
 }
 
 /* The next GRE packet sent to a router (outer IPv4 header first), or -1. */
