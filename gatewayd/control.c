@@ -456,6 +456,8 @@ static void warn_restart_keys(const struct conf *cur, const struct conf *next)
 		strcat(keys, " tenants");
 	if (cur->workers != next->workers || cur->io != next->io)
 		strcat(keys, " gateway.workers/io");
+	if (cur->offload != next->offload)
+		strcat(keys, " gateway.offload");
 	if (cur->max_sites != next->max_sites)
 		strcat(keys, " gateway.max_sites");
 	if (cur->default_rate_bps != next->default_rate_bps)

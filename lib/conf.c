@@ -284,6 +284,15 @@ static int key_io(struct conf_loader *ld, const config_setting_t *s,
 	return 0;
 }
 
+static int key_bool(struct conf_loader *ld, const config_setting_t *s,
+		    const struct conf_key *key, void *base)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return conf_fail_type(ld, s, "true or false");
+	*(bool *)field_at(base, key) = config_setting_get_bool(s);
+	return 0;
+}
+
 static int key_hostport(struct conf_loader *ld, const config_setting_t *s,
 			const struct conf_key *key, void *base)
 {
@@ -649,6 +658,7 @@ static const struct conf_key pop_keys[] = {
 static const struct conf_key gateway_keys[] = {
 	RANGE_KEY("workers", key_uint, workers, 0, SHM_MAX_LANES),
 	{ .name = "io", .parse = key_io, CONF_KEY(io) },
+	{ .name = "offload", .parse = key_bool, CONF_KEY(offload) },
 	RANGE_KEY("max_sites", key_uint, max_sites, 1, 1000000),
 	RANGE_KEY("keepalive_window_s", key_uint, keepalive_window_s, 1, 3600),
 	RANGE_KEY("tunnel_idle_s", key_uint, tunnel_idle_s, 1, 86400),
@@ -699,6 +709,7 @@ static void conf_defaults(struct conf *conf)
 	strcpy(conf->tenants[0].name, "default");
 	strcpy(conf->tenants[0].tun, "grepop0");
 	conf->io = CONF_IO_SOCKET;
+	conf->offload = true;
 	conf->max_sites = SHM_DEFAULT_SITES;
 	conf->keepalive_window_s = 60;
 	conf->tunnel_idle_s = 1800;

@@ -85,6 +85,7 @@ struct conf {
 	/* gateway { } : data-plane tuning, all optional */
 	unsigned workers;		/* 0 = one per core, at most SHM_MAX_LANES */
 	enum conf_io io;
+	bool offload;			/* GSO/TSO with the TUN devices, default true */
 	unsigned max_sites;		/* shared-memory slots, default 100000 */
 	unsigned keepalive_window_s;	/* Seen while one arrived this recently, 60 */
 	unsigned tunnel_idle_s;		/* established tunnel expires, 1800 */

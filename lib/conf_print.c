@@ -77,6 +77,7 @@ static void print_gateway(const struct conf *conf, FILE *out)
 	fputs("gateway = {\n", out);
 	fprintf(out, "\tworkers = %u;\n", conf->workers);
 	print_key_string(out, "\t", "io", conf->io == CONF_IO_RING ? "ring" : "socket");
+	fprintf(out, "\toffload = %s;\n", conf->offload ? "true" : "false");
 	fprintf(out, "\tmax_sites = %u;\n", conf->max_sites);
 	fprintf(out, "\tkeepalive_window_s = %u;\n", conf->keepalive_window_s);
 	fprintf(out, "\ttunnel_idle_s = %u;\n", conf->tunnel_idle_s);
