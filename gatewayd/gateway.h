@@ -24,6 +24,7 @@
 #include <urcu/rculfhash.h>
 
 #include "gatewayd/packet.h"
+#include "gatewayd/rcu_tsan.h"
 #include "lib/conf.h"
 #include "lib/events.h"
 #include "shm/shm.h"
