@@ -134,7 +134,8 @@ struct gw {
 	struct cds_lfht *sites_by_source;
 	struct gw_site **by_slot;	/* RCU pointers, site_capacity of them */
 	struct cds_lfht *endpoints;
-	uint64_t health_stale_ns;	/* healthd heartbeat older than this: unknown */
+	uint64_t health_stale_ns;	/* healthd heartbeat older than this: unknown;
+					 * reload stores it, workers load it (relaxed) */
 	struct events *events;		/* to statsd; control thread only */
 	struct gw_local_addrs *local;	/* RCU: this host's own addresses */
 };

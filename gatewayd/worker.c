@@ -66,11 +66,12 @@ void worker_begin_batch(struct gw_worker *w)
 {
 	struct shm_pop *pop = &w->gw->shm.hdr->pop;
 	uint64_t heartbeat = shm_load(&pop->healthd_heartbeat_ns);
+	uint64_t stale_ns = __atomic_load_n(&w->gw->health_stale_ns, __ATOMIC_RELAXED);
 	uint8_t mask = 0;
 
 	w->now_ns = now_realtime_ns();
 	/* No heartbeat from healthd for a while: health unknown, fail closed. */
-	if (heartbeat && (int64_t)(w->now_ns - heartbeat) < (int64_t)w->gw->health_stale_ns) {
+	if (heartbeat && (int64_t)(w->now_ns - heartbeat) < (int64_t)stale_ns) {
 		for (int s = 0; s < SHM_SVC_COUNT; s++)
 			if (__atomic_load_n(&pop->service[s].health, __ATOMIC_RELAXED) ==
 			    SHM_HEALTH_UP)
@@ -208,7 +209,8 @@ static inline uint16_t site_mss(const struct gw_site *site, int family)
 static bool tunnel_admit(struct gw_worker *w, const struct gw_site *site)
 {
 	struct shm_site_lane *lane = site_lane(w, site);
-	int64_t idle = (int64_t)w->gw->conf.tunnel_idle_s * (int64_t)NSEC_PER_SEC;
+	unsigned idle_s = __atomic_load_n(&w->gw->conf.tunnel_idle_s, __ATOMIC_RELAXED);
+	int64_t idle = (int64_t)idle_s * (int64_t)NSEC_PER_SEC;
 	bool established = (int64_t)(w->now_ns - shm_load(&lane->last_seen_ns)) < idle;
 
 	for (uint32_t i = 0; !established && i < w->gw->shm.hdr->lanes; i++)
