@@ -117,8 +117,14 @@ def env(request, lab):
         wait_for(lambda: (router.status() or {}).get("active") == "primary", 15,
                  what="tunnel up")
         # The branch host talks first: gatewayd learns where 10.1.0.2 lives.
-        the_lab.run("branch", ["ping", "-c", "2", "-i", "0.2", "-W", "2", lablib.SVC_IP])
+        # (After a restart the router may need a keepalive or two.)
+        wait_for(lambda: " 0% packet loss" in the_lab.run(
+            "branch", ["ping", "-c", "1", "-W", "1", lablib.SVC_IP], check=False), 20,
+            what="the branch reaching svc1")
         yield the_lab, pop, request.param == "on"
+        log = pop.log("gatewayd")
+        # A clean exit: also what an AddressSanitizer build reports errors by.
+        assert pop.stop("gatewayd") == 0, log[-2000:]
     finally:
         pop.stop()
 
