@@ -154,9 +154,11 @@ static void log_offload(const struct gw *gw, unsigned flags)
 		log_info("TUN offloads off (gateway.offload = false)");
 		return;
 	}
-	log_info("TUN offloads on:%s%s%s%s", flags & TUN_F_CSUM ? " checksum" : "",
+	if (flags == 0)
+		return;
+	log_info("TUN offloads on:%s%s%s%s%s", flags & TUN_F_CSUM ? " checksum" : "",
 		 flags & TUN_F_TSO4 ? " tso4" : "", flags & TUN_F_TSO6 ? " tso6" : "",
-		 flags & TUN_F_USO4 ? " uso" : "");
+		 flags & TUN_F_TSO_ECN ? " ecn" : "", flags & TUN_F_USO4 ? " uso4 uso6" : "");
 }
 
 static void setup_tenants(struct gatewayd *d)

@@ -139,7 +139,7 @@ def test_mode_announced(env):
     features = lab.run("pop1", ["ethtool", "-k", TUN])
     tso = "tcp-segmentation-offload: on" in features
     assert tso == on, features
-    want = "TUN offloads on: checksum tso4 tso6" if on else "TUN offloads off"
+    want = "TUN offloads on: checksum tso4 tso6 ecn uso4 uso6" if on else "TUN offloads off"
     wait_for(lambda: want in pop.log("gatewayd"), 5, what=want)
 
 
