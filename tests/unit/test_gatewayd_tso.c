@@ -524,6 +524,15 @@ static void test_needs_csum(void)
 	from_tun(&vh, p, n);
 	CU_ASSERT_EQUAL(sent_read(out, sizeof(out)), (ssize_t)(OUTER_LEN + n));
 	CU_ASSERT(memcmp(out + OUTER_LEN, p, n) == 0);
+	/* A SYN-ACK with its checksum left to us: completed, then the MSS clamped. */
+	n = big_tcp(p, AF_INET, 0x12, 1, 0);
+	memcpy(p + 40, (const uint8_t[]){ 2, 4, 0x05, 0xb4, 1, 1, 1, 1, 1, 1, 1, 1 }, 12);
+	put16(p + 36, csum_fold(pseudo(p, n - 20)));
+	vh = vnet(VIRTIO_NET_HDR_GSO_NONE, 0, 20, IPPROTO_TCP);
+	from_tun(&vh, p, n);
+	CU_ASSERT_EQUAL(sent_read(out, sizeof(out)), (ssize_t)(OUTER_LEN + n));
+	CU_ASSERT_EQUAL(get16(out + OUTER_LEN + 42), 1476 - 40);
+	CU_ASSERT(l4_csum_ok(out + OUTER_LEN, 20, n));
 }
 
 /* Headers that do not match the packet: counted, nothing sent, nothing read out of bounds. */
