@@ -159,9 +159,10 @@ check:
 # ThreadSanitizer on the unit tests whose threads share memory: identity
 # reads under a writer (test_shm), workers on the RCU tables under the
 # control thread (test_gatewayd_rcu; liburcu's orderings are stated to TSan
-# by gatewayd/rcu_tsan.h and tests/tsan.supp), healthd's checks against a
-# server thread (test_healthd_probe).
-TSAN_TESTS := test_shm test_gatewayd_rcu test_healthd_probe
+# by gatewayd/rcu_tsan.h and tests/tsan.supp), a worker thread's read loop
+# (test_gatewayd_tso), healthd's checks against a server thread
+# (test_healthd_probe).
+TSAN_TESTS := test_shm test_gatewayd_rcu test_gatewayd_tso test_healthd_probe
 tsan-tests: $(addprefix $(BUILD)/tests/,$(TSAN_TESTS))
 
 check-tsan:
