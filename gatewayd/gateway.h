@@ -23,6 +23,7 @@
 #include <urcu/lfstack.h>
 #include <urcu/rculfhash.h>
 
+#include "gatewayd/gro.h"
 #include "gatewayd/packet.h"
 #include "lib/conf.h"
 #include "lib/events.h"
@@ -120,6 +121,10 @@ struct gw_worker {
 	uint8_t serving_mask;		/* SHM_SVC_BIT of healthy services */
 	uint8_t accept_mode;
 	uint16_t ip_id;
+
+	/* gateway.offload at setup: coalesce what goes to the TUNs (gro.h). */
+	bool offload;
+	struct gro_table *gro;		/* NULL when offload is off */
 };
 
 struct gw {
@@ -208,7 +213,10 @@ void worker_handle_gre(struct gw_worker *w, uint8_t *pkt, size_t len);
 void worker_handle_tun(struct gw_worker *w, uint8_t tenant, uint8_t *pkt, size_t len);
 /* Refresh W's per-batch view of the time, health and acceptance. */
 void worker_begin_batch(struct gw_worker *w);
-/* Send what the batch queued. */
+/*
+ * Send what the batch queued: first what is held for the TUNs (gro_flush),
+ * then the GRE packets to the routers. Inside the batch's RCU read section.
+ */
 void worker_flush_tx(struct gw_worker *w);
 
 #endif
