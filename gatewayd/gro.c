@@ -112,7 +112,7 @@ static inline void put16(uint8_t *p, uint16_t v)
 
 int gro_create(struct gro_table **out)
 {
-	struct gro_table *t = aligned_alloc(64, sizeof(*t));
+	struct gro_table *t = malloc(sizeof(*t));
 
 	if (!t)
 		return -ENOMEM;
