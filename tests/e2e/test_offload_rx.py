@@ -183,6 +183,13 @@ def tun_rx_packets(lab):
     return link["stats64"]["rx"]["packets"]
 
 
+def gatewayd_cpu_s(pop):
+    """CPU seconds gatewayd (all its threads) used so far, user + system."""
+    with open(f"/proc/{pop.procs['gatewayd'].popen.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def upload(lab, pop):
     """A TCP upload branch -> svc1; returns the sniffer's figures, the
     packets the site delivered and the writes into the TUN. Asserts the
@@ -193,14 +200,17 @@ def upload(lab, pop):
     sink.wait_line("^ready$", timeout=10)
     sniffer = sniff_start(lab)
     before, writes = pop.site("branch")["rx_packets"], tun_rx_packets(lab)
+    cpu = gatewayd_cpu_s(pop)
     lab.run("branch", [lablib.PYTHON, "-c", UPLOADER, lablib.SVC_IP, str(TCP_PORT),
                        str(UPLOAD)], timeout=90)
     line = sink.wait_line("^done ", timeout=30)
     want = hashlib.sha256(random.Random(7).randbytes(UPLOAD)).hexdigest()
     assert line == f"done {UPLOAD} {want}"
     seen = sniff_result(sniffer)
-    return (seen, pop.site("branch")["rx_packets"] - before,
-            tun_rx_packets(lab) - writes)
+    delivered = pop.site("branch")["rx_packets"] - before
+    # For the record (pytest -s): too noisy on a shared machine to assert.
+    print(f"gatewayd cpu {1e9 * (gatewayd_cpu_s(pop) - cpu) / delivered:.0f} ns/packet")
+    return seen, delivered, tun_rx_packets(lab) - writes
 
 
 def udp_flow(lab, n=3000):
