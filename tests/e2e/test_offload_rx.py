@@ -129,13 +129,15 @@ for i in range(n):
 """
 
 
-@pytest.fixture(scope="module")
+# Both receive paths: the ring hands its block back only after the batch's
+# coalesced packets are written.
+@pytest.fixture(scope="module", params=["socket", "ring"])
 def env(request, build_dir):
     if os.geteuid() != 0:
         pytest.skip("needs root for network namespaces")
     lab = lablib.standard(module_prefix(request), build_dir, backup=False)
     try:
-        pop = Pop(lab, "pop1", sites=SITES, tenants=TENANTS)
+        pop = Pop(lab, "pop1", sites=SITES, tenants=TENANTS, io=request.param)
         wait_for(lambda: pop.shm().health("swg") == "up" and pop.shm().health("cfw") == "up",
                  10, what="services up")
         router = lab.start_router(["--keepalive", "1,3"], site="branch", backup=None)
