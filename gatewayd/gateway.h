@@ -23,6 +23,7 @@
 #include <urcu/lfstack.h>
 #include <urcu/rculfhash.h>
 
+#include "gatewayd/gro.h"
 #include "gatewayd/gso.h"
 #include "gatewayd/packet.h"
 #include "gatewayd/rcu_tsan.h"
@@ -129,13 +130,19 @@ struct gw_worker {
 	 */
 	uint8_t *tun_arena;		/* GW_TUN_ARENA bytes */
 	size_t tun_used;
-	bool offload;			/* gateway.offload at start-up; reload keeps it */
 
 	/* Per batch: the time and what the POP may do now. */
 	uint64_t now_ns;
 	uint8_t serving_mask;		/* SHM_SVC_BIT of healthy services */
 	uint8_t accept_mode;
 	uint16_t ip_id;
+
+	/*
+	 * gateway.offload at setup (reload keeps it): coalesce what goes to
+	 * the TUNs (gro.h), cut large reads from them (gso.h).
+	 */
+	bool offload;
+	struct gro_table *gro;		/* NULL when offload is off */
 };
 
 struct gw {
@@ -233,7 +240,10 @@ void worker_handle_tun(struct gw_worker *w, uint8_t tenant, uint8_t *pkt, size_t
 void worker_handle_tun_read(struct gw_worker *w, uint8_t tenant, uint8_t *buf, size_t len);
 /* Refresh W's per-batch view of the time, health and acceptance. */
 void worker_begin_batch(struct gw_worker *w);
-/* Send what the batch queued. */
+/*
+ * Send what the batch queued: first what is held for the TUNs (gro_flush),
+ * then the GRE packets to the routers. Inside the batch's RCU read section.
+ */
 void worker_flush_tx(struct gw_worker *w);
 
 #endif

@@ -156,6 +156,9 @@ void worker_flush_tx(struct gw_worker *w)
 {
 	unsigned done = 0;
 
+	if (w->gro)
+		gro_flush(w->gro);
+
 	while (done < w->tx_count) {
 		int n = sendmmsg(w->tx_fd, &w->tx_msg[done], w->tx_count - done, MSG_DONTWAIT);
 
@@ -323,6 +326,11 @@ static void handle_data(struct gw_worker *w, struct gw_site *site, uint8_t *inne
 	if (info->tcp_syn)
 		tcp_clamp_mss(inner, info, site_mss(site, info->family));
 	endpoint_learn(w, site->tenant, info->family, &info->src, site);
+	if (w->offload) {
+		/* Delivered and counted now or at the end of the batch. */
+		gro_add(w->gro, w->tun_fd[site->tenant], lane, inner, info, w->now_ns);
+		return;
+	}
 	if (tun_write(w->tun_fd[site->tenant], inner, info->ip_len) != (ssize_t)info->ip_len) {
 		reason = SHM_DROP_IO;
 		goto drop;
@@ -546,7 +554,8 @@ static void worker_poll_gre(struct gw_worker *w)
 
 /*
  * io = ring: each block the kernel filled is one batch, handled in place
- * and given back. Replies may point into the block: they are sent first.
+ * and given back. Replies may point into the block: they are sent first
+ * (what gro holds is a copy, but it is written then too).
  */
 static void worker_poll_ring(struct gw_worker *w)
 {
@@ -774,13 +783,16 @@ int worker_setup(struct gw *gw, struct gw_worker *w, unsigned index)
 	w->tun_arena = malloc(GW_TUN_ARENA);
 	if (!w->rx_buf || !w->tx_buf || !w->tun_arena)
 		return -ENOMEM;
-	w->offload = gw->conf.offload;
 	for (unsigned i = 0; i < GW_BATCH; i++) {
 		w->rx_iov[i] = (struct iovec){ w->rx_buf[i], GW_BUF_SIZE };
 		w->rx_msg[i].msg_hdr = (struct msghdr){ .msg_iov = &w->rx_iov[i], .msg_iovlen = 1 };
 	}
 	r = endpoint_pool_init(w);
 	if (r < 0)
+		return r;
+	/* The control thread may swap gw->conf on reload: the worker keeps its copy. */
+	w->offload = gw->conf.offload;
+	if (w->offload && (r = gro_create(&w->gro)) < 0)
 		return r;
 	w->gre_fd = gw->conf.io == CONF_IO_RING ? open_ring(gw, w) : open_gre_socket(gw, index);
 	if (w->gre_fd < 0)
@@ -823,6 +835,8 @@ void worker_teardown(struct gw_worker *w)
 		close(w->epoll_fd);
 	free(w->rx_buf);
 	free(w->tx_buf);
+	gro_destroy(w->gro);
+	w->gro = NULL;
 	free(w->tun_arena);
 	endpoint_pool_free(w);
 }
