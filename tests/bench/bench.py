@@ -181,6 +181,7 @@ def build_lab(build, steer_ingress=False):
             lab.run(POP, ["ip", "neigh", "replace", there, "lladdr", SINK_MAC, "dev", name,
                           "nud", "permanent"])
             lab.run(POP, ["ip", "route", "add", net, "via", there, "dev", name])
+            segment_before_counting(lambda cmd: lab.run(POP, cmd), name)
         # pop1's IP receive of what gregen sends runs on the generator's core
         # (veths receive on the sending core), unless STEER_INGRESS moves it
         # to the core under test, as a NIC interrupt there would: then an
@@ -199,6 +200,31 @@ def build_lab(build, steer_ingress=False):
         lab.close()
         raise
     return lab
+
+
+# Every segmentation offload a veth has: with them off, the kernel cuts a
+# GSO packet into wire-sized ones before the veth's transmit, which then
+# counts each of them.
+SEGMENTATION_OFFLOADS = ["tso", "gso", "tx-udp-segmentation", "tx-gre-segmentation",
+                         "tx-gre-csum-segmentation", "tx-ipxip4-segmentation",
+                         "tx-ipxip6-segmentation", "tx-udp_tnl-segmentation",
+                         "tx-udp_tnl-csum-segmentation", "tx-sctp-segmentation",
+                         "tx-gso-list"]
+
+
+def segment_before_counting(run, ifname):
+    """Make IFNAME's TX counter count wire-sized packets: a coalesced
+    packet (one skb of N segments) is segmented in software before the veth
+    sends it, on the forwarding core, as a NIC without offloads would need.
+    RUN(cmd) runs a command in IFNAME's namespace and returns its output."""
+    features = run(["ethtool", "-k", ifname])
+    wanted = [f for f in SEGMENTATION_OFFLOADS
+              if f in ("tso", "gso") or re.search(rf"^\s*{re.escape(f)}: on", features, re.M)]
+    run(["ethtool", "-K", ifname, *[x for f in wanted for x in (f, "off")]])
+    still = re.findall(r"^\s*(\S*segmentation\S*|generic-segmentation-offload|tx-gso-list): "
+                       r"on$", run(["ethtool", "-k", ifname]), re.M)
+    if still:
+        raise BenchError(f"{ifname} still segments in hardware: {still}")
 
 
 def steer(lab, ns, ifname, cpu):

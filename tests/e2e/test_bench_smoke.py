@@ -9,12 +9,46 @@ import json
 import os
 import re
 import subprocess
+import sys
 
 import pytest
 
 from conftest import REPO
+import lab as lablib
 
 BENCH = os.path.join(REPO, "tests", "bench", "bench.py")
+sys.path.insert(0, os.path.dirname(BENCH))
+
+import bench  # noqa: E402
+
+# Writes one TCP packet of SEGMENTS x 1000 payload bytes, with a
+# virtio_net_hdr that asks for segmentation (GSO TCPv4, partial checksum),
+# to a TUN in the current namespace, as gatewayd's coalescing does.
+GSO_WRITER = r'''
+import fcntl, os, socket, struct, subprocess, sys, time
+segments = int(sys.argv[1])
+fd = os.open("/dev/net/tun", os.O_RDWR)
+IFF_TUN, IFF_NO_PI, IFF_VNET_HDR, TUNSETIFF = 0x1, 0x1000, 0x4000, 0x400454ca
+fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", b"gt0", IFF_TUN | IFF_NO_PI | IFF_VNET_HDR))
+for cmd in (["ip", "link", "set", "gt0", "up"], ["ip", "route", "add", "10.0.0.0/8", "dev", "gt0"]):
+    subprocess.run(cmd, check=True)
+payload = bytes(1000 * segments)
+src, dst = socket.inet_aton("10.1.0.2"), socket.inet_aton("203.0.113.1")
+total = 40 + len(payload)
+ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 1, 0x4000, 64, 6, 0, src, dst))
+s = sum(struct.unpack("!10H", ip))
+s = (s & 0xffff) + (s >> 16)
+s = (s & 0xffff) + (s >> 16)
+ip[10:12] = struct.pack("!H", ~s & 0xffff)
+pseudo = sum(struct.unpack("!4H", src + dst)) + 6 + 20 + len(payload)
+pseudo = (pseudo & 0xffff) + (pseudo >> 16)
+pseudo = (pseudo & 0xffff) + (pseudo >> 16)
+tcp = struct.pack("!HHIIBBHHH", 10000, 5001, 1, 1, 5 << 4, 0x10, 65535, pseudo, 0)
+# flags NEEDS_CSUM, gso TCPV4, hdr_len, gso_size, csum_start, csum_offset
+vnet = struct.pack("=BBHHHH", 1, 1, 40, 1000, 20, 16)
+os.write(fd, vnet + bytes(ip) + tcp + payload)
+time.sleep(0.3)
+'''
 SUMMARY = re.compile(r"^bench (\S+) grepop_pps=(\d+) naive_pps=(\d+) ratio=(\S+)$", re.M)
 
 
@@ -70,3 +104,42 @@ def test_summary_is_in_the_json(smoke):
     _, result = smoke
     assert [s["profile"] for s in result["summary"]] == ["udp64", "return-udp64"]
     assert result["machine"]["nproc"] >= 1
+
+
+def tx_packets(ns, ifname):
+    out = lablib.sh(["ip", "-n", ns, "-j", "-s", "link", "show", ifname])
+    return json.loads(out)[0]["stats64"]["tx"]["packets"]
+
+
+@pytest.mark.parametrize("segment", [False, True])
+def test_a_gso_packet_counts_as_its_segments(segment):
+    """What the bench counts as delivered: a coalesced packet written to a
+    TUN and forwarded out of a veth counts once on a veth with offloads (the
+    control), and as its 10 segments on one set up by the bench."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root for network namespaces")
+    ns, sink = f"t{os.getpid()}gso", f"t{os.getpid()}gsos"
+    lablib.sh(["ip", "netns", "add", ns])
+    lablib.sh(["ip", "netns", "add", sink])
+    try:
+        lablib.sh(["ip", "-n", ns, "link", "add", "va", "type", "veth", "peer", "name", "vb",
+                   "netns", sink])
+        lablib.sh(["ip", "-n", sink, "link", "set", "vb", "up"])
+        for cmd in (["sysctl", "-qw", "net.ipv4.ip_forward=1"],
+                    ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
+                    ["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
+                    ["ip", "link", "set", "va", "up"],
+                    ["ip", "addr", "add", "192.0.2.1/30", "dev", "va"],
+                    ["ip", "neigh", "replace", "192.0.2.2", "lladdr", "02:00:00:00:5e:00",
+                     "dev", "va", "nud", "permanent"],
+                    ["ip", "route", "add", "203.0.113.0/24", "via", "192.0.2.2"]):
+            lablib.sh(["ip", "netns", "exec", ns, *cmd])
+        if segment:
+            bench.segment_before_counting(
+                lambda cmd: lablib.sh(["ip", "netns", "exec", ns, *cmd]), "va")
+        before = tx_packets(ns, "va")
+        lablib.sh(["ip", "netns", "exec", ns, "/usr/bin/python3", "-c", GSO_WRITER, "10"])
+        assert tx_packets(ns, "va") - before == (10 if segment else 1)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+        subprocess.run(["ip", "netns", "del", sink], check=False)
