@@ -28,6 +28,10 @@
  * with UDP_SEGMENT, so the kernel carries each write as one large packet
  * (to be segmented by whoever handles it last); counts are in segments.
  *
+ * Frames go out through a PACKET_TX_RING (one send() per batch, the frames
+ * written in place; --tx sendmmsg for the plain socket calls instead), past
+ * the qdisc (PACKET_QDISC_BYPASS).
+ *
  * --rate PPS paces the sending to PPS packets a second (in bursts of at most
  * a batch); without it gregen sends as fast as it can. The output says what
  * it achieved.
@@ -51,12 +55,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #define GEN_BATCH	128
 #define GEN_FRAME_MAX	1600
+#define RING_FRAME	2048		/* a ring slot: tpacket2_hdr + frame */
+#define RING_BLOCK	65536
+#define RING_BLOCKS	8		/* 256 slots, twice a batch */
+#define RING_SLOTS	(RING_BLOCK / RING_FRAME * RING_BLOCKS)
+/* Where the frame starts in a TX ring slot (TPACKET_V2, no PACKET_TX_HAS_OFF). */
+#define RING_DATA	TPACKET_ALIGN(sizeof(struct tpacket2_hdr))
 #define ETH_LEN		14
 #define OUTER_LEN	24		/* IPv4 20 + GRE 4 */
 #define TCP_SEGMENT	1400		/* IP length of a bulk TCP segment */
@@ -89,6 +100,7 @@ struct gen_opts {
 	bool plain;
 	enum gen_profile profile;
 	uint32_t sites, flows, udp_gso;
+	bool sendmmsg;
 	uint64_t count;
 	double seconds, rate;
 };
@@ -108,7 +120,9 @@ struct gen {
 	uint8_t buf[GEN_BATCH][GEN_FRAME_MAX];
 	struct iovec iov[GEN_BATCH];
 	struct mmsghdr msg[GEN_BATCH];
-	uint32_t inner_len[GEN_BATCH];
+	uint32_t inner_len[GEN_BATCH], frame_len[GEN_BATCH];
+	uint8_t *ring;			/* the TX ring, or NULL with --tx sendmmsg */
+	unsigned ring_head;
 	uint64_t packets, inner_bytes, wire_bytes, errors;
 };
 
@@ -265,11 +279,11 @@ static size_t build_inner(struct gen *g, uint64_t k, uint8_t *ip)
 	return len;
 }
 
-/* Fill slot I of the batch with packet K: Ethernet, outer IPv4 + GRE, inner. */
-static void build_frame(struct gen *g, unsigned i, uint64_t k)
+/* Write packet K, slot I of the batch, at ETH: Ethernet, outer IPv4 + GRE,
+ * inner. */
+static void build_frame(struct gen *g, uint8_t *eth, unsigned i, uint64_t k)
 {
 	const struct gen_opts *o = &g->o;
-	uint8_t *eth = g->buf[i];
 	size_t outer = o->plain ? 0 : OUTER_LEN;
 	size_t inner = build_inner(g, k, eth + ETH_LEN + outer);
 	uint32_t s = (uint32_t)(k % o->flows) % o->sites;
@@ -283,7 +297,7 @@ static void build_frame(struct gen *g, unsigned i, uint64_t k)
 		put16(eth + ETH_LEN + 20, 0);
 		put16(eth + ETH_LEN + 22, 0x0800);
 	}
-	g->iov[i].iov_len = ETH_LEN + outer + inner;
+	g->frame_len[i] = (uint32_t)(ETH_LEN + outer + inner);
 	g->inner_len[i] = (uint32_t)inner;
 }
 
@@ -322,6 +336,46 @@ static unsigned gen_batch(const struct gen *g, double elapsed, unsigned max)
 	return gen_due(g, elapsed, left < max ? (unsigned)left : max);
 }
 
+/* N packets with one sendmmsg(); how many went. */
+static int send_batch(struct gen *g, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		build_frame(g, g->buf[i], i, g->packets + i);
+		g->iov[i].iov_len = g->frame_len[i];
+	}
+	return sendmmsg(g->fd, g->msg, n, 0);
+}
+
+/* N packets written into the TX ring's next slots, then one blocking send()
+ * that returns once the kernel has sent them all; how many of the first
+ * went (a slot the kernel refused is handed back and counted as an error). */
+static int send_ring(struct gen *g, unsigned n)
+{
+	int sent = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t *slot = g->ring + (size_t)((g->ring_head + i) % RING_SLOTS) * RING_FRAME;
+		struct tpacket2_hdr *h = (struct tpacket2_hdr *)slot;
+
+		build_frame(g, slot + RING_DATA, i, g->packets + i);
+		h->tp_len = g->frame_len[i];
+		__atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
+	}
+	if (send(g->fd, NULL, 0, 0) < 0)
+		return -1;
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t *slot = g->ring + (size_t)((g->ring_head + i) % RING_SLOTS) * RING_FRAME;
+		struct tpacket2_hdr *h = (struct tpacket2_hdr *)slot;
+
+		if (__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) == TP_STATUS_AVAILABLE &&
+		    sent == (int)i)
+			sent++;
+		h->tp_status = TP_STATUS_AVAILABLE;
+	}
+	g->ring_head = (g->ring_head + n) % RING_SLOTS;
+	return sent;
+}
+
 /* Send until --count packets went out or --seconds passed; returns the seconds. */
 static double gen_run(struct gen *g)
 {
@@ -335,14 +389,12 @@ static double gen_run(struct gen *g)
 			now = now_s();
 			continue;
 		}
-		for (unsigned i = 0; i < n; i++)
-			build_frame(g, i, g->packets + i);
-		sent = sendmmsg(g->fd, g->msg, n, 0);
+		sent = g->ring ? send_ring(g, n) : send_batch(g, n);
 		if (sent < (int)n)
 			g->errors++;
 		for (int i = 0; i < sent; i++) {
 			g->inner_bytes += g->inner_len[i];
-			g->wire_bytes += g->iov[i].iov_len;
+			g->wire_bytes += g->frame_len[i];
 		}
 		if (sent > 0)
 			g->packets += (unsigned)sent;
@@ -397,6 +449,25 @@ static int open_udp_gso_socket(struct gen *g)
 	return 0;
 }
 
+/* A TPACKET_V2 TX ring on the socket, mapped at g->ring. */
+static int open_ring(struct gen *g)
+{
+	struct tpacket_req req = { .tp_block_size = RING_BLOCK, .tp_block_nr = RING_BLOCKS,
+				   .tp_frame_size = RING_FRAME, .tp_frame_nr = RING_SLOTS };
+	int version = TPACKET_V2;
+	void *map;
+
+	if (setsockopt(g->fd, SOL_PACKET, PACKET_VERSION, &version, sizeof(version)) < 0 ||
+	    setsockopt(g->fd, SOL_PACKET, PACKET_TX_RING, &req, sizeof(req)) < 0)
+		return -errno;
+	map = mmap(NULL, (size_t)RING_BLOCK * RING_BLOCKS, PROT_READ | PROT_WRITE, MAP_SHARED,
+		   g->fd, 0);
+	if (map == MAP_FAILED)
+		return -errno;
+	g->ring = map;
+	return 0;
+}
+
 static int open_socket(struct gen *g)
 {
 	struct sockaddr_ll ll = { .sll_family = AF_PACKET };
@@ -412,6 +483,8 @@ static int open_socket(struct gen *g)
 	if (ioctl(g->fd, SIOCGIFHWADDR, &ifr) < 0)
 		return -errno;
 	memcpy(g->src_mac, ifr.ifr_hwaddr.sa_data, 6);
+	if (!g->o.sendmmsg && open_ring(g) < 0)
+		return -errno;
 	ll.sll_ifindex = (int)if_nametoindex(g->o.ifname);
 	if (ll.sll_ifindex == 0)
 		return -errno;
@@ -437,6 +510,7 @@ static void usage(FILE *out)
 		"  --udp-gso SEG     with --plain: UDP_SEGMENT writes of 47 x SEG bytes\n"
 		"                    (SEG 64..1394)\n"
 		"  --rate PPS        at most PPS packets a second (default: flat out)\n"
+		"  --tx ring|sendmmsg  a TX ring (default) or sendmmsg() calls\n"
 		"  --count N         stop after N packets (default unlimited)\n"
 		"  --seconds S       stop after S seconds (default 5)\n");
 }
@@ -483,6 +557,9 @@ static bool parse_opt(struct gen_opts *o, int c, const char *v)
 	case 'S': o->seconds = strtod(v, &end); break;
 	case 'r': o->rate = strtod(v, &end); break;
 	case 'G': o->udp_gso = (uint32_t)strtoul(v, &end, 10); break;
+	case 'T':
+		o->sendmmsg = strcmp(v, "sendmmsg") == 0;
+		return o->sendmmsg || strcmp(v, "ring") == 0;
 	default: return false;
 	}
 	return end && *end == 0 && end != v;
@@ -498,6 +575,7 @@ static int parse_args(struct gen_opts *o, int argc, char **argv)
 		{ "inner-dst", 1, NULL, 'd' }, { "plain", 1, NULL, 'P' },
 		{ "count", 1, NULL, 'c' }, { "seconds", 1, NULL, 'S' },
 		{ "rate", 1, NULL, 'r' }, { "udp-gso", 1, NULL, 'G' },
+		{ "tx", 1, NULL, 'T' },
 		{ "help", 0, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	int c;

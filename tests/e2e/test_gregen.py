@@ -21,6 +21,7 @@ import lab as lablib  # noqa: E402
 CAPTURE = r'''
 import json, socket, subprocess, sys
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE
 s.bind(("vb", 0))
 s.settimeout(1)
 subprocess.run(sys.argv[1:], check=True, capture_output=True)
@@ -113,11 +114,22 @@ def test_keepalives_come_back_to_the_site(capture):
         assert inner[GRE].proto == 0 and len(bytes(inner)) == 24
 
 
-def test_udp_sizes(capture):
+@pytest.mark.parametrize("tx", ["ring", "sendmmsg"])
+def test_udp_sizes(capture, tx):
     for profile, size in (("udp64", 64), ("udp512", 512), ("udp1400", 1400)):
-        pkts = decode(capture("--profile", profile, "--count", "2"))
+        pkts = decode(capture("--profile", profile, "--count", "2", "--tx", tx))
         assert [len(bytes(i)) for _, i in pkts] == [size, size]
         assert all(o.len == size + 24 for o, _ in pkts)
+
+
+def test_the_ring_sends_more_than_it_holds(capture):
+    """300 frames through a 256-slot TX ring, in batches: every one once,
+    in order."""
+    from scapy.all import TCP
+    pkts = decode(capture("--profile", "tcp", "--flows", "1", "--count", "300"))
+    assert len(pkts) == 300
+    seqs = [inner[TCP].seq for _, inner in pkts[1:]]
+    assert all(b - a == 1360 for a, b in zip(seqs, seqs[1:]))
 
 
 def test_tcp_bulk_pushes_every_32nd_segment(capture):
