@@ -4,6 +4,7 @@ in the same lab, in the same run.
 
     python3 tests/bench/bench.py [--build build] [--smoke] [--seconds S]
                                  [--rounds N] [--profiles a,b] [--json FILE]
+                                 [--io socket|ring] [--offload on|off]
 
 The lab (tests/lab/lab.py): a router namespace where gregen sends prebuilt
 GRE through its WAN veth to pop1's gateway IP; pop1 runs the program under
@@ -20,11 +21,26 @@ whose end is the kernel's TX counter of sink0, not anything the program
 under test says. What pop1 sends toward the sites (keepalive answers, the
 return path) is routed through the veth ret0 (172.16.0.0/12, the sites'
 addresses) to the same sink and counted there the same way. (The kernel
-here has no dummy interfaces.)
+here has no dummy interfaces.) Both veths have their segmentation offloads
+off, so a coalesced (GSO) packet is cut into wire-sized packets before it is
+counted, on the forwarding core: delivered counts packets on the wire.
 
 The return path: gregen in svc1 floods UDP to the branch addresses gatewayd
 learned, through pop1 into the TUN; gatewayd (or naive_fwd --mode return)
-encapsulates it toward the site.
+encapsulates it toward the site. In return-gso each of gregen's writes is
+one 47-segment UDP_SEGMENT packet, which reaches the TUN whole when the
+program asked for USO, segmented by the kernel otherwise.
+
+overload: per program, the lossless rate (gregen --rate, stepping down from
+what it delivered flat out until the loss is under LOSSLESS), then twice
+that offered, with pop1's receive work on the core under test; the verdict
+compares what it delivered with the lossless rate.
+
+Before the profiles, gregen's own ceiling (into pop1 with a MAC nobody has)
+is measured, so a figure limited by the generator can be told apart. After
+them, the issue's targets as verdict lines computed from the same run:
+
+    target PROFILE WHAT<=LIMIT measured=X HIT|MISS|n/a
 
 Per profile the programs run interleaved, grepop naive grepop naive ...,
 each on a fresh start. Per round: what gregen sent, what reached pop1, the
