@@ -31,10 +31,11 @@ encapsulates it toward the site. In return-gso each of gregen's writes is
 one 47-segment UDP_SEGMENT packet, which reaches the TUN whole when the
 program asked for USO, segmented by the kernel otherwise.
 
-overload: per program, the lossless rate (gregen --rate, stepping down from
-what it delivered flat out until the loss is under LOSSLESS), then twice
-that offered, with pop1's receive work on the core under test; the verdict
-compares what it delivered with the lossless rate.
+overload (UDP 64) and tcp-lossless (bulk TCP): per program, the lossless
+rate (gregen --rate, stepping down from what it delivered flat out until the
+loss is under LOSSLESS), then twice that offered, with pop1's receive work
+on the core under test; overload's verdict compares what it delivered with
+the lossless rate, tcp-lossless's the two programs' lossless rates.
 
 Before the profiles, gregen's own ceiling (into pop1 with a MAC nobody has)
 is measured, so a figure limited by the generator can be told apart. After
@@ -94,7 +95,8 @@ TENANT_ROUTES = ["10.0.0.0/8"]
 HZ = os.sysconf("SC_CLK_TCK")
 
 # name: (gregen profile, sites, direction); "udp-gso" is gregen --plain
-# --udp-gso, "overload" a search for the lossless rate and then twice that.
+# --udp-gso. SEARCHED profiles search each program's lossless rate and then
+# offer twice that.
 PROFILES = {
     "udp64": ("udp64", 1, "forward"),
     "udp512": ("udp512", 1, "forward"),
@@ -103,6 +105,7 @@ PROFILES = {
     "imix": ("imix", 1, "forward"),
     "imix-tcp": ("imix-tcp", 1, "forward"),
     "overload": ("udp64", 1, "forward"),
+    "tcp-lossless": ("tcp", 1, "forward"),
     "keepalive": ("keepalive", 1000, "forward"),
     "udp64-sites1000": ("udp64", 1000, "forward"),
     "udp64-sites100000": ("udp64", 100000, "forward"),
@@ -110,6 +113,7 @@ PROFILES = {
     "return-udp1400": ("udp1400", 1, "return"),
     "return-gso": ("udp-gso", 1, "return"),
 }
+SEARCHED = ("overload", "tcp-lossless")
 SMOKE_PROFILES = ["udp64", "tcp", "return-udp64"]
 GSO_SEGMENT = 1372		# UDP payload: 1400-byte IP packets
 GSO_SEGMENTS = 47		# per gregen --udp-gso write
@@ -500,12 +504,12 @@ def measure(running, seconds, rate=None):
     }
 
 
-def overload_round(lab, prog, seconds):
+def overload_round(lab, prog, name, seconds):
     """PROG's lossless rate (searched downward from what it delivers flat
     out, in steps of SEARCH_STEPS) and what it delivers when offered twice
     that: the round at twice the rate, with the search in it."""
     step_seconds = min(seconds, 2.0)
-    with Running(lab, prog, "overload") as running:
+    with Running(lab, prog, name) as running:
         flat = measure(running, seconds)
         search, lossless = [], None
         for frac in SEARCH_STEPS:
@@ -574,7 +578,7 @@ def summarize(name, rounds):
     # Under 1 % loss the program kept up with gregen: its pps is the
     # generator's, and the CPU per packet is the figure that compares.
     s["limited_by"] = {p: "program" if s[f"{p}_loss"] > 0.01 else "generator" for p in by}
-    if name == "overload":
+    if name in SEARCHED:
         for p, rs in by.items():
             s[f"{p}_lossless_pps"] = round(median(r["lossless_pps"] for r in rs))
             s[f"{p}_offered_pps"] = round(median(r["offered_pps"] for r in rs))
@@ -602,7 +606,10 @@ def verdicts(summaries, io, statsd):
             target(name, "ratio", ">=", 1.25 if ring else 0.95, s["ratio"])
         elif name == "tcp":
             target(name, "cpu_ratio", "<=", 0.25, s["cpu_ratio"])
-            target(name, "ratio", ">=", 2, s["ratio"], "flat-out delivered rate")
+        elif name == "tcp-lossless":
+            target(name, "lossless_ratio", ">=", 2,
+                   round(s["grepop_lossless_pps"] / s["naive_lossless_pps"], 3)
+                   if s["naive_lossless_pps"] else None, "grepop's lossless rate / naive's")
         elif name == "overload":
             # Only a verdict when gregen offered (nearly) twice the rate.
             factor = (s["grepop_offered_pps"] / s["grepop_lossless_pps"]
@@ -710,19 +717,19 @@ def run(args):
         for name in args.profiles:
             log(f"profile {name} (gregen {PROFILES[name][0]}, {PROFILES[name][1]} sites, "
                 f"{PROFILES[name][2]})")
-            # Overload: pop1's receive work on the core under test, as a NIC
+            # The searches: pop1's receive work on the core under test, as a NIC
             # interrupt there would put it, so the generator's core only
             # generates and a livelock would show.
-            if name == "overload" and not args.steer_ingress:
+            if name in SEARCHED and not args.steer_ingress:
                 steer(lab, POP, "wan0", DUT_CPU)
             rounds = []
             for i in range(args.rounds):
                 for prog in progs:
-                    r = (overload_round(lab, prog, args.seconds) if name == "overload" else
+                    r = (overload_round(lab, prog, name, args.seconds) if name in SEARCHED else
                          run_round(lab, prog, name, args.seconds))
                     log(describe(r))
                     rounds.append(r)
-            if name == "overload" and not args.steer_ingress:
+            if name in SEARCHED and not args.steer_ingress:
                 steer(lab, POP, "wan0", None)
             result["profiles"].append({"profile": name, "rounds": rounds})
             result["summary"].append(summarize(name, rounds))
