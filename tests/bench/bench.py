@@ -410,8 +410,13 @@ def account(before, after, sent, direction, egress, per_write=1):
         "egress_drops": delta(before, after, egress, "tx_dropped"),
     }
     acc["lost_before_pop"] = max(acc["sent"] - acc["arrived"], 0)
-    counted = (acc["lost_before_pop"] + acc["tun_write_drops"] + acc["tun_queue_drops"] +
-               acc["egress_drops"])
+    # A TUN whose reader asked for offloads queues gregen's large writes
+    # whole (it read fewer packets than left the egress): each one it
+    # dropped was PER_WRITE segments.
+    whole = per_write > 1 and acc["tun_read"] and acc["delivered"] > 1.5 * acc["tun_read"]
+    acc["tun_queue_drops_segments"] = acc["tun_queue_drops"] * (per_write if whole else 1)
+    counted = (acc["lost_before_pop"] + acc["tun_write_drops"] +
+               acc["tun_queue_drops_segments"] + acc["egress_drops"])
     counted += acc["raw_socket_drops"] if direction == "forward" else 0
     if before["grepop"]:
         g0, g1 = before["grepop"], after["grepop"]
