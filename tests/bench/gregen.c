@@ -310,7 +310,7 @@ static double now_s(void)
 }
 
 /* How many of the next N packets are due ELAPSED seconds in at --rate; when
- * none is, sleeps a little first (about a tenth of a packet's time or less). */
+ * none is, sleeps until the next one is (at most 1 ms) and returns 0. */
 static unsigned gen_due(const struct gen *g, double elapsed, unsigned n)
 {
 	double due;

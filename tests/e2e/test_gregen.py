@@ -167,7 +167,8 @@ def test_rate_paces_the_sending(build_dir, capture):
                      "198.18.0.11", "--rate", "2000", "--count", "600", "--seconds", "5"])
     kv = dict(x.split("=") for x in out.split()[1:])
     assert kv["packets"] == "600"
-    assert 0.25 <= float(kv["seconds"]) <= 0.6, out
+    # Paced: about 0.3 s, not the microseconds 600 frames take flat out.
+    assert 0.25 <= float(kv["seconds"]) <= 2.0, out
 
 
 def test_udp_gso_writes_large_packets(plain):
