@@ -594,6 +594,63 @@ static void test_loop(void)
 	CU_ASSERT_EQUAL(sent_read(out), -1);
 }
 
+/*
+ * A batch takes the same decisions as packet by packet, in order, whatever
+ * sits between a site's packets: other sites, unknown sources, bad keys,
+ * disabled sites, a truncated packet.
+ */
+static void test_batch(void)
+{
+	static uint8_t pkts[8][300];
+	uint8_t in[256], out[GW_BUF_SIZE], *p[8];
+	size_t len[8], n = 0;
+	uint64_t rx = SITE("a", rx_packets), unknown = POP_DROP(SHM_DROP_UNKNOWN_SOURCE);
+	uint64_t bad_header = POP_DROP(SHM_DROP_BAD_HEADER);
+	uint64_t bad_key = SITE_DROP("b", SHM_DROP_BAD_KEY);
+	uint64_t disabled = SITE_DROP("c", SHM_DROP_DISABLED);
+	const char *src[3] = { "10.1.0.2", "10.1.0.3", "10.1.0.4" };
+
+	set_health(SHM_HEALTH_UP, SHM_HEALTH_UP, true);
+	drain();
+	for (int i = 0; i < 3; i++) {
+		p[n] = pkts[n];
+		len[n] = gre(pkts[n], ROUTER_A, false, 0, GRE_PROTO_IPV4, in,
+			     udp(in, src[i], "198.19.0.2", 53, 10));
+		n++;
+		p[n] = pkts[n];
+		len[n] = gre(pkts[n], i == 0 ? "198.18.0.99" : i == 1 ? ROUTER_B : ROUTER_C,
+			     false, 0, GRE_PROTO_IPV4, in, udp(in, src[i], "198.19.0.2", 53, 10));
+		n++;
+	}
+	p[n] = pkts[n];
+	len[n++] = 10;			/* shorter than an IPv4 header */
+	worker_begin_batch(w);
+	rcu_read_lock();
+	worker_handle_gre_batch(w, p, len, (unsigned)n);
+	worker_flush_tx(w);
+	rcu_read_unlock();
+	for (int i = 0; i < 3; i++) {
+		struct in_addr a = ip(src[i]);
+
+		CU_ASSERT_EQUAL(tun_read(out), 38);
+		CU_ASSERT(memcmp(out + 12, &a, 4) == 0);	/* in order */
+	}
+	CU_ASSERT_EQUAL(tun_read(out), -1);
+	CU_ASSERT_EQUAL(SITE("a", rx_packets), rx + 3);
+	CU_ASSERT_EQUAL(POP_DROP(SHM_DROP_UNKNOWN_SOURCE), unknown + 1);
+	CU_ASSERT_EQUAL(POP_DROP(SHM_DROP_BAD_HEADER), bad_header + 1);
+	CU_ASSERT_EQUAL(SITE_DROP("b", SHM_DROP_BAD_KEY), bad_key + 1);
+	CU_ASSERT_EQUAL(SITE_DROP("c", SHM_DROP_DISABLED), disabled + 1);
+	/* The return path found what the batch learned. */
+	rcu_read_lock();
+	for (int i = 0; i < 3; i++) {
+		struct in_addr a = ip(src[i]);
+
+		CU_ASSERT_PTR_NOT_NULL(endpoint_lookup(&gw, 0, AF_INET, &a));
+	}
+	rcu_read_unlock();
+}
+
 /* Every packet read ends in exactly one counter. */
 static void test_every_packet_counted(void)
 {
@@ -639,6 +696,7 @@ int main(void)
 	CU_add_test(s, "too big", test_too_big);
 	CU_add_test(s, "return path", test_return_path);
 	CU_add_test(s, "loop", test_loop);
+	CU_add_test(s, "a batch decides as packet by packet", test_batch);
 	CU_add_test(s, "every packet counted", test_every_packet_counted);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
