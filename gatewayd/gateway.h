@@ -54,9 +54,6 @@ struct gw_site {
 	unsigned mtu;			/* inner MTU: tunnel_mtu less the key's 4 bytes */
 	struct rcu_head rcu;
 	struct site_conf conf;
-	/* Control thread only: what it last saw, for logs and events. */
-	uint64_t auth_failures_seen;
-	uint64_t auth_failure_logged_ns;
 	/* One bucket per worker: each worker is its lane's only writer. */
 	struct {
 		struct token_bucket bucket;
@@ -152,6 +149,16 @@ struct gw_worker {
 	uint16_t ip_id;
 };
 
+/*
+ * What the control thread last saw of a slot's site, for logs and events.
+ * Kept by slot, beside the slots, so that its once-a-second walk over
+ * every site reads memory in order and never the sites themselves.
+ */
+struct gw_slot_watch {
+	uint64_t auth_failures_seen;
+	uint64_t auth_failure_logged_ns;
+};
+
 struct gw {
 	struct conf conf;		/* the running configuration */
 	struct sites sites;		/* the running sites, as in the sites file */
@@ -162,6 +169,7 @@ struct gw {
 
 	struct cds_lfht *sites_by_source;
 	struct gw_site **by_slot;	/* RCU pointers, site_capacity of them */
+	struct gw_slot_watch *watch;	/* control thread only, site_capacity of them */
 	struct cds_lfht *endpoints;
 	uint64_t health_stale_ns;	/* healthd heartbeat older than this: unknown */
 	struct events *events;		/* to statsd; control thread only */

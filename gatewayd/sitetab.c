@@ -107,7 +107,8 @@ int sitetab_init(struct gw *gw)
 	gw->endpoints = cds_lfht_new(65536, 65536, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
 				     NULL);
 	gw->by_slot = calloc(gw->shm.hdr->site_capacity, sizeof(*gw->by_slot));
-	if (!gw->sites_by_source || !gw->endpoints || !gw->by_slot)
+	gw->watch = calloc(gw->shm.hdr->site_capacity, sizeof(*gw->watch));
+	if (!gw->sites_by_source || !gw->endpoints || !gw->by_slot || !gw->watch)
 		return -ENOMEM;
 	return 0;
 }
@@ -144,6 +145,8 @@ void sitetab_destroy(struct gw *gw)
 	if (gw->endpoints)
 		cds_lfht_destroy(gw->endpoints, NULL);
 	free(gw->by_slot);
+	free(gw->watch);
+	gw->watch = NULL;
 	gw->sites_by_source = NULL;
 	gw->endpoints = NULL;
 	gw->by_slot = NULL;
@@ -257,8 +260,9 @@ static struct gw_site *site_new(struct gw *gw, const struct site_conf *sc, uint3
 	/* tunnel_mtu counts the basic 4-byte GRE header; a key takes 4 more. */
 	site->mtu = gw->conf.tunnel_mtu - (sc->has_key ? 4 : 0);
 	/* A kept slot (an edit, a restart) counted earlier refusals: not news. */
+	gw->watch[slot] = (struct gw_slot_watch){ 0 };
 	for (uint32_t l = 0; l < gw->shm.hdr->lanes; l++)
-		site->auth_failures_seen +=
+		gw->watch[slot].auth_failures_seen +=
 			shm_load(&site->shm->lane[l].drops[SHM_DROP_AUTH_FAILURE]);
 	cds_lfht_node_init(&site->by_source);
 	return site;
