@@ -23,6 +23,8 @@
 #include <urcu/lfstack.h>
 #include <urcu/rculfhash.h>
 
+#include "gatewayd/gro.h"
+#include "gatewayd/gso.h"
 #include "gatewayd/packet.h"
 #include "lib/conf.h"
 #include "lib/events.h"
@@ -31,6 +33,11 @@
 #define GW_BATCH		64	/* packets per receive or send call */
 #define GW_BUF_SIZE		9216	/* one packet: the largest tunnel MTU + headers */
 #define GW_ENDPOINTS_PER_WORKER	(1u << 17)
+#define GW_TX_HDR_MAX		(32 + GSO_HDR_MAX)	/* GRE, then a segment's headers */
+/* One read from a TUN queue: its virtio_net_hdr and the largest IP packet. */
+#define GW_TUN_READ_MAX		(sizeof(struct virtio_net_hdr) + 65535 + 40)
+/* Where TUN reads land: room for a batch of small ones or a few large ones. */
+#define GW_TUN_ARENA		(GW_BATCH * 2048 + 2 * GW_TUN_READ_MAX)
 
 /*
  * One site as the workers see it. Immutable once published, but the buckets.
@@ -132,7 +139,7 @@ struct gw_worker {
 	struct mmsghdr tx_msg[GW_BATCH];
 	struct iovec tx_iov[GW_BATCH][2];
 	struct sockaddr_in tx_addr[GW_BATCH];
-	uint8_t tx_hdr[GW_BATCH][32];
+	uint8_t tx_hdr[GW_BATCH][GW_TX_HDR_MAX];
 	uint8_t (*tx_buf)[GW_BUF_SIZE];	/* errors we build (ICMP) */
 	struct gw_tx {
 		struct shm_site_lane *lane;	/* counted there once sent */
@@ -142,11 +149,26 @@ struct gw_worker {
 	unsigned tx_count;
 	struct gw_rx rx_pending[GW_BATCH];	/* GRE between the passes of a batch */
 
+	/*
+	 * TUN reads, one after another in one area: what the tx batch sends
+	 * may point into it, so it is reused from the start only once the
+	 * batch is empty.
+	 */
+	uint8_t *tun_arena;		/* GW_TUN_ARENA bytes */
+	size_t tun_used;
+
 	/* Per batch: the time and what the POP may do now. */
 	uint64_t now_ns;
 	uint8_t serving_mask;		/* SHM_SVC_BIT of healthy services */
 	uint8_t accept_mode;
 	uint16_t ip_id;
+
+	/*
+	 * gateway.offload at setup (reload keeps it): coalesce what goes to
+	 * the TUNs (gro.h), cut large reads from them (gso.h).
+	 */
+	bool offload;
+	struct gro_table *gro;		/* NULL when offload is off */
 };
 
 /*
@@ -249,11 +271,22 @@ void worker_handle_gre(struct gw_worker *w, uint8_t *pkt, size_t len);
  */
 void worker_handle_gre_batch(struct gw_worker *w, uint8_t *const *pkt, const size_t *len,
 			     unsigned n);
-/* And one packet read from TENANT's TUN. */
+/* And one plain IP packet read from TENANT's TUN. */
 void worker_handle_tun(struct gw_worker *w, uint8_t tenant, uint8_t *pkt, size_t len);
+/*
+ * One read of LEN bytes from TENANT's TUN queue, its virtio_net_hdr first:
+ * with offloads, a large packet is cut into segments queued one by one
+ * (the batch is sent whenever it fills). The tx batch may point into BUF
+ * until the next worker_flush_tx. Inside worker_begin_batch and an RCU
+ * read-side section, as worker_handle_tun.
+ */
+void worker_handle_tun_read(struct gw_worker *w, uint8_t tenant, uint8_t *buf, size_t len);
 /* Refresh W's per-batch view of the time, health and acceptance. */
 void worker_begin_batch(struct gw_worker *w);
-/* Send what the batch queued. */
+/*
+ * Send what the batch queued: first what is held for the TUNs (gro_flush),
+ * then the GRE packets to the routers. Inside the batch's RCU read section.
+ */
 void worker_flush_tx(struct gw_worker *w);
 
 #endif

@@ -128,9 +128,44 @@ static int tenant_rules(const struct conf_tenant *ten, unsigned index, bool add)
 	return r;
 }
 
+/*
+ * gateway.offload: large reads from every queue of TUN (the workers cut
+ * them into segments). Without them the workers read one packet at a time,
+ * which is slower but correct, so a failure is only a warning. Returns the
+ * TUN_F_* flags now on.
+ */
+static unsigned tenant_offload(struct gatewayd *d, unsigned t)
+{
+	const struct conf_tenant *ten = &d->gw.conf.tenants[t];
+	unsigned flags = 0;
+	int r = 0;
+
+	for (unsigned i = 0; r == 0 && i < d->gw.n_workers; i++)
+		r = tun_enable_offload(d->tun_fds[t][i], &flags);
+	if (r == 0)
+		return flags;
+	log_warning("tenant %s: cannot enable offloads on %s (%s): reading one packet at a "
+		    "time", ten->name, ten->tun, strerror(-r));
+	return 0;
+}
+
+static void log_offload(const struct gw *gw, unsigned flags)
+{
+	if (!gw->conf.offload) {
+		log_info("TUN offloads off (gateway.offload = false)");
+		return;
+	}
+	if (flags == 0)
+		return;
+	log_info("TUN offloads on:%s%s%s%s%s", flags & TUN_F_CSUM ? " checksum" : "",
+		 flags & TUN_F_TSO4 ? " tso4" : "", flags & TUN_F_TSO6 ? " tso6" : "",
+		 flags & TUN_F_TSO_ECN ? " ecn" : "", flags & TUN_F_USO4 ? " uso4 uso6" : "");
+}
+
 static void setup_tenants(struct gatewayd *d)
 {
 	struct gw *gw = &d->gw;
+	unsigned offload = ~0u;
 	int r;
 
 	for (unsigned t = 0; t < gw->conf.n_tenants; t++) {
@@ -141,6 +176,8 @@ static void setup_tenants(struct gatewayd *d)
 			fatal("tenant %s: cannot create TUN %s: %s", ten->name, ten->tun,
 			      strerror(-r));
 		d->tuns_open = t + 1;
+		if (gw->conf.offload)
+			offload &= tenant_offload(d, t);
 		r = nl_link_setup(ten->tun, gw->conf.tunnel_mtu);
 		if (r < 0)
 			fatal("tenant %s: cannot bring %s up with MTU %u: %s", ten->name, ten->tun,
@@ -155,6 +192,7 @@ static void setup_tenants(struct gatewayd *d)
 			fatal("tenant %s: cannot route by table %u: %s", ten->name, ten->table,
 			      nl_last_error());
 	}
+	log_offload(gw, gw->conf.n_tenants ? offload : 0);
 }
 
 static void teardown_tenants(struct gatewayd *d)

@@ -69,3 +69,19 @@ int tun_close_queues(int *fds, unsigned n_queues)
 	}
 	return ret;
 }
+
+int tun_enable_offload(int fd, unsigned *flags)
+{
+	unsigned long want = TUN_OFFLOAD_ALL;
+
+	if (ioctl(fd, TUNSETOFFLOAD, want) < 0) {
+		/* A kernel older than 6.2 knows no USO and refuses the whole set. */
+		if (errno != EINVAL)
+			return -errno;
+		want = TUN_OFFLOAD_TSO;
+		if (ioctl(fd, TUNSETOFFLOAD, want) < 0)
+			return -errno;
+	}
+	*flags = (unsigned)want;
+	return 0;
+}

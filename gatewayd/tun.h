@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <linux/if_tun.h>
 #include <linux/virtio_net.h>
 
 #define TUN_MAX_QUEUES		256	/* the kernel's limit per device */
@@ -21,6 +22,16 @@
  * packet to segment (GSO) and a read take one (TSO) unsegmented.
  */
 #define TUN_VNET_HDR_LEN	sizeof(struct virtio_net_hdr)
+
+/* UDP segmentation offload: newer than Debian 12's kernel headers. */
+#ifndef TUN_F_USO4
+#define TUN_F_USO4		0x20
+#define TUN_F_USO6		0x40
+#endif
+
+/* What gatewayd asks of a TUN with offloads: checksums, TSO, ECN, USO. */
+#define TUN_OFFLOAD_TSO		(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN)
+#define TUN_OFFLOAD_ALL		(TUN_OFFLOAD_TSO | TUN_F_USO4 | TUN_F_USO6)
 
 /*
  * Create the TUN device NAME (IFF_TUN | IFF_NO_PI | IFF_MULTI_QUEUE, and
@@ -37,6 +48,15 @@ int tun_open_queues(const char *name, unsigned n_queues, bool vnet_hdr, int *fds
  * the first close error as a negative errno (every fd is closed anyway).
  */
 int tun_close_queues(int *fds, unsigned n_queues);
+
+/*
+ * Let the kernel hand the vnet-header queue FD large TCP and UDP packets
+ * and packets with partial checksums (TUNSETOFFLOAD with TUN_OFFLOAD_ALL,
+ * or TUN_OFFLOAD_TSO on a kernel without USO). The setting is the device's:
+ * every queue sees it. Control thread only. Returns 0 and the flags set in
+ * *FLAGS, or a negative errno.
+ */
+int tun_enable_offload(int fd, unsigned *flags);
 
 /*
  * Write the one plain packet PKT of LEN bytes to the vnet-header queue FD

@@ -16,6 +16,13 @@
  * a keepalive (reflected while the site is served, else not_serving), a
  * probe (answered likewise), GRE that is not a keepalive (reflect), or data
  * (loop, policy, too_big, rate, then MSS clamp and delivery).
+ *
+ * The return path reads TUN queues that may hand over, with gateway.offload,
+ * a 64 KiB TCP or UDP packet at a time. Such a packet is cut into segments
+ * (gso.c) whose headers go into the tx slot after the GRE header while the
+ * iovec of the payload points into the read itself, so nothing is copied;
+ * reads therefore stay put in the worker's TUN arena until the tx batch that
+ * points into them is sent.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -86,9 +93,12 @@ static inline bool site_served(const struct gw_worker *w, const struct gw_site *
 	return (site->services & ~w->serving_mask) == 0;
 }
 
-/* Queue PAYLOAD (with HDR_LEN bytes of w->tx_hdr[slot] before it) for DST. */
-static void tx_queue(struct gw_worker *w, struct in_addr dst, size_t hdr_len, const void *payload,
-		     size_t len, struct shm_site_lane *lane, enum gw_tx_kind kind)
+/*
+ * Queue PAYLOAD (with HDR_LEN bytes of w->tx_hdr[slot] before it) for DST;
+ * BYTES of it are the inner packet, as counted once sent.
+ */
+static void tx_push(struct gw_worker *w, struct in_addr dst, size_t hdr_len, const void *payload,
+		    size_t len, size_t bytes, struct shm_site_lane *lane, enum gw_tx_kind kind)
 {
 	unsigned i = w->tx_count;
 	struct msghdr *mh = &w->tx_msg[i].msg_hdr;
@@ -104,9 +114,16 @@ static void tx_queue(struct gw_worker *w, struct in_addr dst, size_t hdr_len, co
 	mh->msg_namelen = sizeof(w->tx_addr[i]);
 	mh->msg_iov = w->tx_iov[i];
 	mh->msg_iovlen = 2;
-	w->tx_meta[i] = (struct gw_tx){ lane, (uint8_t)kind, (uint32_t)len };
+	w->tx_meta[i] = (struct gw_tx){ lane, (uint8_t)kind, (uint32_t)bytes };
 	if (++w->tx_count == GW_BATCH)
 		worker_flush_tx(w);
+}
+
+/* Queue PAYLOAD (with HDR_LEN bytes of w->tx_hdr[slot] before it) for DST. */
+static void tx_queue(struct gw_worker *w, struct in_addr dst, size_t hdr_len, const void *payload,
+		     size_t len, struct shm_site_lane *lane, enum gw_tx_kind kind)
+{
+	tx_push(w, dst, hdr_len, payload, len, len, lane, kind);
 }
 
 static void tx_account(struct gw_worker *w, const struct gw_tx *tx, bool sent)
@@ -137,6 +154,9 @@ static void tx_account(struct gw_worker *w, const struct gw_tx *tx, bool sent)
 void worker_flush_tx(struct gw_worker *w)
 {
 	unsigned done = 0;
+
+	if (w->gro)
+		gro_flush(w->gro);
 
 	while (done < w->tx_count) {
 		int n = sendmmsg(w->tx_fd, &w->tx_msg[done], w->tx_count - done, MSG_DONTWAIT);
@@ -304,6 +324,11 @@ static void handle_data(struct gw_worker *w, struct gw_site *site, uint8_t *inne
 	if (info->tcp_syn)
 		tcp_clamp_mss(inner, info, site_mss(site, info->family));
 	endpoint_learn(w, site->tenant, info->family, &info->src, site);
+	if (w->offload) {
+		/* Delivered and counted now or at the end of the batch. */
+		gro_add(w->gro, w->tun_fd[site->tenant], lane, inner, info, w->now_ns);
+		return;
+	}
 	if (tun_write(w->tun_fd[site->tenant], inner, info->ip_len) != (ssize_t)info->ip_len) {
 		reason = SHM_DROP_IO;
 		goto drop;
@@ -435,42 +460,131 @@ void worker_handle_gre_batch(struct gw_worker *w, uint8_t *const *pkt, const siz
 		gre_handle(w, &rx[i]);
 }
 
+/*
+ * The site that a packet (or COUNT segments) from TENANT's TUN goes back
+ * to, or NULL with the drop counted.
+ */
+static struct gw_site *tun_site(struct gw_worker *w, uint8_t tenant,
+				const struct inner_info *info, unsigned count)
+{
+	struct gw_site *site = endpoint_lookup(w->gw, tenant, info->family, &info->dst);
+	int reason;
+
+	if (!site) {
+		/* Multicast and link-local are the POP's own stack talking to the link. */
+		reason = info->family == AF_INET6 && (info->dst.v6.s6_addr[0] == 0xff ||
+						      IN6_IS_ADDR_LINKLOCAL(&info->dst.v6)) ?
+			 SHM_DROP_LOCAL : SHM_DROP_NO_ROUTE_BACK;
+		shm_add(&pop_lane(w)->drops[reason], count);
+		return NULL;
+	}
+	if (!site->conf.enabled) {
+		shm_add(&site_lane(w, site)->drops[SHM_DROP_DISABLED], count);
+		return NULL;
+	}
+	return site;
+}
+
+/* The service sent more than the tunnel carries: tell it, as a router would. */
+static void tun_too_big(struct gw_worker *w, uint8_t tenant, const struct gw_site *site,
+			const uint8_t *pkt, const struct inner_info *info, unsigned count)
+{
+	size_t n;
+
+	if (info->df && (n = build_too_big(w, pkt, info, site->mtu)) > 0 &&
+	    tun_write(w->tun_fd[tenant], w->tx_buf[w->tx_count], n) < 0)
+		pop_drop(w, SHM_DROP_IO);
+	shm_add(&site_lane(w, site)->drops[SHM_DROP_TOO_BIG], count);
+}
+
+static void tun_handle_parsed(struct gw_worker *w, uint8_t tenant, uint8_t *pkt,
+			      const struct inner_info *info)
+{
+	struct gw_site *site = tun_site(w, tenant, info, 1);
+
+	if (!site)
+		return;
+	if (info->ip_len > site->mtu) {
+		tun_too_big(w, tenant, site, pkt, info, 1);
+		return;
+	}
+	if (info->tcp_syn)
+		tcp_clamp_mss(pkt, info, site_mss(site, info->family));
+	tx_encapsulate(w, site, info->family == AF_INET ? GRE_PROTO_IPV4 : GRE_PROTO_IPV6, pkt,
+		       info->ip_len, GW_TX_DATA);
+}
+
 void worker_handle_tun(struct gw_worker *w, uint8_t tenant, uint8_t *pkt, size_t len)
 {
-	struct gw *gw = w->gw;
 	struct inner_info info;
-	struct gw_site *site;
 	int family = len > 0 && (pkt[0] >> 4) == 6 ? AF_INET6 : AF_INET;
-	size_t n;
 
 	if (inner_parse(pkt, len, family, &info)) {
 		pop_drop(w, SHM_DROP_BAD_INNER);
 		return;
 	}
-	site = endpoint_lookup(gw, tenant, family, &info.dst);
-	if (!site) {
-		/* Multicast and link-local are the POP's own stack talking to the link. */
-		pop_drop(w, family == AF_INET6 && (info.dst.v6.s6_addr[0] == 0xff ||
-						   IN6_IS_ADDR_LINKLOCAL(&info.dst.v6)) ?
-			 SHM_DROP_LOCAL : SHM_DROP_NO_ROUTE_BACK);
+	tun_handle_parsed(w, tenant, pkt, &info);
+}
+
+/*
+ * Each segment of GP toward SITE: the GRE header and the segment's headers
+ * in the slot's header area, the payload where it lies in the read.
+ */
+static void tun_send_segments(struct gw_worker *w, const struct gw_site *site,
+			      const struct gso_packet *gp)
+{
+	uint16_t proto = gp->family == AF_INET ? GRE_PROTO_IPV4 : GRE_PROTO_IPV6;
+	const struct site_conf *sc = &site->conf;
+
+	for (unsigned k = 0; k < gp->segments; k++) {
+		uint8_t *hdr = w->tx_hdr[w->tx_count];
+		size_t seg_len = gso_segment_len(gp, k), gre_len, inner_hdr;
+		const uint8_t *payload;
+
+		gre_len = gre_build_header(hdr, w->gw->conf.gateway_ip, sc->source_ip, sc->has_key,
+					   sc->key, proto, seg_len, w->ip_id++);
+		inner_hdr = gso_build_segment(gp, k, hdr + gre_len, &payload);
+		tx_push(w, sc->source_ip, gre_len + inner_hdr, payload, seg_len - inner_hdr,
+			seg_len, site_lane(w, site), GW_TX_DATA);
+	}
+}
+
+void worker_handle_tun_read(struct gw_worker *w, uint8_t tenant, uint8_t *buf, size_t len)
+{
+	struct virtio_net_hdr vh;
+	struct inner_info info;
+	struct gso_packet gp;
+	struct gw_site *site;
+	uint8_t *pkt = buf + TUN_VNET_HDR_LEN;
+
+	if (len <= TUN_VNET_HDR_LEN) {
+		pop_drop(w, SHM_DROP_BAD_INNER);
 		return;
 	}
-	if (!site->conf.enabled) {
-		site_drop(w, site, SHM_DROP_DISABLED);
+	len -= TUN_VNET_HDR_LEN;
+	/* Without offloads the header says nothing. */
+	if (!w->offload) {
+		worker_handle_tun(w, tenant, pkt, len);
 		return;
 	}
-	if (info.ip_len > site->mtu) {
-		/* The service sent more than the tunnel carries: tell it, as a router would. */
-		if (info.df && (n = build_too_big(w, pkt, &info, site->mtu)) > 0 &&
-		    tun_write(w->tun_fd[tenant], w->tx_buf[w->tx_count], n) < 0)
-			pop_drop(w, SHM_DROP_IO);
-		site_drop(w, site, SHM_DROP_TOO_BIG);
+	memcpy(&vh, buf, sizeof(vh));
+	if (gso_prepare(&vh, pkt, len, &info, &gp) < 0) {
+		pop_drop(w, SHM_DROP_BAD_INNER);
 		return;
 	}
-	if (info.tcp_syn)
-		tcp_clamp_mss(pkt, &info, site_mss(site, family));
-	tx_encapsulate(w, site, family == AF_INET ? GRE_PROTO_IPV4 : GRE_PROTO_IPV6, pkt,
-		       info.ip_len, GW_TX_DATA);
+	if (gp.segments == 0) {
+		tun_handle_parsed(w, tenant, pkt, &info);
+		return;
+	}
+	site = tun_site(w, tenant, &info, gp.segments);
+	if (!site)
+		return;
+	/* The first segment is the largest: if it fits, all do. */
+	if (gso_segment_len(&gp, 0) > site->mtu) {
+		tun_too_big(w, tenant, site, pkt, &info, gp.segments);
+		return;
+	}
+	tun_send_segments(w, site, &gp);
 }
 
 static void worker_poll_gre(struct gw_worker *w)
@@ -521,7 +635,8 @@ static void ring_handle_block(struct gw_worker *w, struct tpacket_block_desc *bd
 
 /*
  * io = ring: each block the kernel filled is one batch, handled in place
- * and given back. Replies may point into the block: they are sent first.
+ * and given back. Replies may point into the block: they are sent first
+ * (what gro holds is a copy, but it is written then too).
  */
 static void worker_poll_ring(struct gw_worker *w)
 {
@@ -542,31 +657,39 @@ static void worker_poll_ring(struct gw_worker *w)
 	}
 }
 
+/*
+ * Read TENANT's queue until it is empty or a batch's worth was read. Each
+ * read lands after the previous one in the arena and is handled at once;
+ * the arena starts over whenever the tx batch is empty (nothing points
+ * into it), or after sending the batch when a largest read no longer fits.
+ */
 static void worker_poll_tun(struct gw_worker *w, uint8_t tenant)
 {
-	size_t len[GW_BATCH];
-	int n = 0;
+	bool begun = false;
 
-	/* Every read starts with the queue's virtio_net_hdr; no offload is on, so it says nothing. */
-	while (n < GW_BATCH) {
-		ssize_t r = read(w->tun_fd[tenant], w->rx_buf[n], GW_BUF_SIZE);
+	w->tun_used = 0;
+	for (int n = 0; n < GW_BATCH; n++) {
+		uint8_t *buf;
+		ssize_t r;
 
+		if (w->tx_count && GW_TUN_ARENA - w->tun_used < GW_TUN_READ_MAX)
+			worker_flush_tx(w);
+		if (w->tx_count == 0)
+			w->tun_used = 0;
+		buf = w->tun_arena + w->tun_used;
+		r = read(w->tun_fd[tenant], buf, GW_TUN_READ_MAX);
 		if (r <= 0)
 			break;
-		len[n++] = (size_t)r;
-	}
-	if (n == 0)
-		return;
-	worker_begin_batch(w);
-	rcu_read_lock();
-	for (int i = 0; i < n; i++) {
-		if (len[i] <= TUN_VNET_HDR_LEN) {
-			pop_drop(w, SHM_DROP_BAD_INNER);
-			continue;
+		if (!begun) {
+			worker_begin_batch(w);
+			rcu_read_lock();
+			begun = true;
 		}
-		worker_handle_tun(w, tenant, w->rx_buf[i] + TUN_VNET_HDR_LEN,
-				  len[i] - TUN_VNET_HDR_LEN);
+		w->tun_used += ((size_t)r + 63) & ~(size_t)63;
+		worker_handle_tun_read(w, tenant, buf, (size_t)r);
 	}
+	if (!begun)
+		return;
 	worker_flush_tx(w);
 	rcu_read_unlock();
 }
@@ -732,7 +855,8 @@ int worker_setup(struct gw *gw, struct gw_worker *w, unsigned index)
 	w->gre_fd = w->tx_fd = w->epoll_fd = -1;
 	w->rx_buf = aligned_alloc(64, sizeof(*w->rx_buf) * GW_BATCH);
 	w->tx_buf = aligned_alloc(64, sizeof(*w->tx_buf) * GW_BATCH);
-	if (!w->rx_buf || !w->tx_buf)
+	w->tun_arena = malloc(GW_TUN_ARENA);
+	if (!w->rx_buf || !w->tx_buf || !w->tun_arena)
 		return -ENOMEM;
 	for (unsigned i = 0; i < GW_BATCH; i++) {
 		w->rx_iov[i] = (struct iovec){ w->rx_buf[i], GW_BUF_SIZE };
@@ -740,6 +864,10 @@ int worker_setup(struct gw *gw, struct gw_worker *w, unsigned index)
 	}
 	r = endpoint_pool_init(w);
 	if (r < 0)
+		return r;
+	/* The control thread may swap gw->conf on reload: the worker keeps its copy. */
+	w->offload = gw->conf.offload;
+	if (w->offload && (r = gro_create(&w->gro)) < 0)
 		return r;
 	w->gre_fd = gw->conf.io == CONF_IO_RING ? open_ring(gw, w) : open_gre_socket(gw, index);
 	if (w->gre_fd < 0)
@@ -782,5 +910,8 @@ void worker_teardown(struct gw_worker *w)
 		close(w->epoll_fd);
 	free(w->rx_buf);
 	free(w->tx_buf);
+	gro_destroy(w->gro);
+	w->gro = NULL;
+	free(w->tun_arena);
 	endpoint_pool_free(w);
 }

@@ -3,7 +3,8 @@
 
     tests/fuzz/make_corpus.py        (from the repository root)
 
-corpus_worker/ and corpus_tun/ hold packets for the sites and endpoints of
+corpus_worker/, corpus_tun/ and corpus_tun_gso/ (TUN reads with their
+virtio_net_hdr) hold packets for the sites and endpoints of
 tests/fuzz/gw_fixture.c, corpus_control/ the requests of the control
 protocol (docs/architecture.md) and corpus_http_query/ query strings of
 /api/v1/sites. The files are committed; run this again after changing the
@@ -140,6 +141,35 @@ def tun_corpus():
         write("tun", name, bytes([tenant]) + pkt)
 
 
+def vnet(gso_type=0, gso_size=0, csum_start=0, csum_offset=0, flags=1, hdr_len=0):
+    """A struct virtio_net_hdr (little-endian) as a TUN with offloads writes it."""
+    return struct.pack("<BBHHHH", flags, gso_type, hdr_len, gso_size, csum_start, csum_offset)
+
+
+def tun_gso_corpus():
+    big = b"".join(bytes([i]) * 100 for i in range(30))
+    tcp_big = tcp(443, 40000, False, data=big)
+    seeds = {
+        "tcp4": (0, vnet(1, 1400, 20, 16, hdr_len=40) +
+                 ipv4("192.0.2.80", "10.1.0.1", 6, tcp_big, df=True)),
+        "tcp4_ecn_keyed": (0, vnet(0x81, 536, 20, 16, hdr_len=40) +
+                           ipv4("192.0.2.80", "10.2.0.1", 6, tcp_big, df=True)),
+        "tcp6": (0, vnet(4, 1000, 40, 16, hdr_len=60) +
+                 ipv6("2001:db8:ffff::1", "2001:db8:1::1", 6, tcp_big)),
+        "udp4": (0, vnet(5, 1200, 20, 6, hdr_len=28) +
+                 ipv4("192.0.2.53", "10.1.0.1", 17, udp(53, 5353, big))),
+        "needs_csum": (0, vnet(0, 0, 20, 6) +
+                       ipv4("192.0.2.53", "10.1.0.1", 17, udp(53, 5353, b"abc"))),
+        "too_big": (0, vnet(1, 1460, 20, 16, hdr_len=40) +
+                    ipv4("192.0.2.80", "10.1.0.1", 6, tcp_big, df=True)),
+        "no_route": (0, vnet(1, 1400, 20, 16, hdr_len=40) +
+                     ipv4("192.0.2.80", "10.9.9.9", 6, tcp_big, df=True)),
+        "plain": (0, vnet(flags=0) + ipv4("192.0.2.53", "10.1.0.1", 17, udp(53, 5353, b"a"))),
+    }
+    for name, (tenant, pkt) in seeds.items():
+        write("tun_gso", name, bytes([tenant]) + pkt)
+
+
 def control_corpus():
     seeds = {
         "list": {"command": "site.list"},
@@ -182,5 +212,6 @@ def http_query_corpus():
 if __name__ == "__main__":
     worker_corpus()
     tun_corpus()
+    tun_gso_corpus()
     control_corpus()
     http_query_corpus()

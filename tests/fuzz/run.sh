@@ -32,7 +32,7 @@ inputs() {
 # The worker harnesses read packets too: they share gre.dict.
 dict_of() {
 	case "$1" in
-	worker|tun) echo gre ;;
+	worker|tun|tun_gso) echo gre ;;
 	*) echo "$1" ;;
 	esac
 }
