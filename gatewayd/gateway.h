@@ -61,9 +61,10 @@ struct gw_site {
 	unsigned mtu;			/* inner MTU: tunnel_mtu less the key's 4 bytes */
 	struct rcu_head rcu;
 	struct site_conf conf;
-	/* One bucket per worker: each worker is its lane's only writer. */
+	/* Per worker: each worker is its lane's only writer. */
 	struct {
 		struct token_bucket bucket;
+		struct gw_endpoint *learned;	/* what endpoint_learn last found: a hint */
 	} __attribute__((aligned(SHM_CACHELINE))) lane[SHM_MAX_LANES];
 };
 
@@ -88,6 +89,7 @@ struct gw_endpoint {
 	struct rcu_head rcu __attribute__((aligned(SHM_CACHELINE)));
 	struct cds_lfs_node free_node;	/* on its worker's returned stack */
 	struct __cds_lfs_stack *owner;	/* the returned stack of its worker */
+	struct gw_endpoint *free_next;	/* on its worker's private free list */
 };
 
 struct gw;
@@ -231,10 +233,11 @@ void sitetab_destroy(struct gw *gw);
 /*
  * Note that inner address ADDR of FAMILY in TENANT lives behind SITE (a
  * worker, RCU read lock held). Allocation-free: takes a node from the
- * worker's pool; when the pool is empty the address is not learned.
+ * worker's pool; when the pool is empty the address is not learned. Writes
+ * only SITE's lane of worker W (its hint).
  */
 void endpoint_learn(struct gw_worker *w, uint8_t tenant, int family, const void *addr,
-		    const struct gw_site *site);
+		    struct gw_site *site);
 
 /* The site behind ADDR, or NULL. RCU read lock held. */
 struct gw_site *endpoint_lookup(struct gw *gw, uint8_t tenant, int family, const void *addr);

@@ -448,6 +448,11 @@ struct gw_site *endpoint_lookup(struct gw *gw, uint8_t tenant, int family, const
 			       __atomic_load_n(&ep->generation, __ATOMIC_RELAXED));
 }
 
+/*
+ * The private free list links through free_next, never through the node:
+ * a node's next keeps the mark cds_lfht_del left on it until the node is
+ * added again, which is what lets a site's hint tell a removed endpoint.
+ */
 static struct gw_endpoint *pool_take(struct gw_worker *w)
 {
 	struct gw_endpoint *ep = w->free_list;
@@ -462,44 +467,81 @@ static struct gw_endpoint *pool_take(struct gw_worker *w)
 			struct cds_lfs_node *next = n->next;
 			struct gw_endpoint *e = caa_container_of(n, struct gw_endpoint, free_node);
 
-			e->node.next = (struct cds_lfht_node *)w->free_list;
+			e->free_next = w->free_list;
 			w->free_list = e;
 			n = next;
 		}
 		ep = w->free_list;
 	}
-	w->free_list = (struct gw_endpoint *)ep->node.next;
+	w->free_list = ep->free_next;
 	return ep;
 }
 
 static void pool_put(struct gw_worker *w, struct gw_endpoint *ep)
 {
-	ep->node.next = (struct cds_lfht_node *)w->free_list;
+	ep->free_next = w->free_list;
 	w->free_list = ep;
 }
 
+static bool endpoint_is(const struct gw_endpoint *ep, uint8_t tenant, int family,
+			const void *addr)
+{
+	return ep->tenant == tenant && ep->family == family &&
+	       memcmp(&ep->addr, addr, family == AF_INET ? 4 : 16) == 0;
+}
+
+/*
+ * The endpoint SITE's lane of W last learned, when it still is ADDR's and
+ * in the table: one cache line read instead of a lookup's two or more.
+ * A node taken from a pool is never in a hint until it is in the table; a
+ * node that lost an add has family 0 and matches nothing.
+ */
+static struct gw_endpoint *learned_hint(struct gw_worker *w, const struct gw_site *site,
+					uint8_t tenant, int family, const void *addr)
+{
+	struct gw_endpoint *ep = site->lane[w->index].learned;
+
+	if (!ep || cds_lfht_is_node_deleted(&ep->node))
+		return NULL;
+	cmm_smp_rmb();		/* what was written before the add, after its mark */
+	return endpoint_is(ep, tenant, family, addr) ? ep : NULL;
+}
+
+/* EP is ADDR's, and SITE's: note that it was seen now. */
+static void endpoint_refresh(struct gw_worker *w, struct gw_endpoint *ep,
+			     const struct gw_site *site)
+{
+	/* Touch shared lines only when something changed or a second passed. */
+	if (__atomic_load_n(&ep->slot, __ATOMIC_RELAXED) != site->slot ||
+	    __atomic_load_n(&ep->generation, __ATOMIC_RELAXED) != site->generation) {
+		__atomic_store_n(&ep->slot, site->slot, __ATOMIC_RELAXED);
+		__atomic_store_n(&ep->generation, site->generation, __ATOMIC_RELAXED);
+	}
+	if (w->now_ns - __atomic_load_n(&ep->last_seen_ns, __ATOMIC_RELAXED) > NSEC_PER_SEC)
+		__atomic_store_n(&ep->last_seen_ns, w->now_ns, __ATOMIC_RELAXED);
+}
+
 void endpoint_learn(struct gw_worker *w, uint8_t tenant, int family, const void *addr,
-		    const struct gw_site *site)
+		    struct gw_site *site)
 {
 	struct gw *gw = w->gw;
-	unsigned long hash = hash_endpoint(tenant, family, addr);
+	unsigned long hash;
 	struct endpoint_key key = { tenant, (uint8_t)family, addr };
 	struct cds_lfht_iter iter;
 	struct cds_lfht_node *node;
-	struct gw_endpoint *ep;
+	struct gw_endpoint *ep = learned_hint(w, site, tenant, family, addr);
 
+	if (ep) {
+		endpoint_refresh(w, ep, site);
+		return;
+	}
+	hash = hash_endpoint(tenant, family, addr);
 	cds_lfht_lookup(gw->endpoints, hash, match_endpoint, &key, &iter);
 	node = cds_lfht_iter_get_node(&iter);
 	if (node) {
 		ep = caa_container_of(node, struct gw_endpoint, node);
-		/* Touch shared lines only when something changed or a second passed. */
-		if (__atomic_load_n(&ep->slot, __ATOMIC_RELAXED) != site->slot ||
-		    __atomic_load_n(&ep->generation, __ATOMIC_RELAXED) != site->generation) {
-			__atomic_store_n(&ep->slot, site->slot, __ATOMIC_RELAXED);
-			__atomic_store_n(&ep->generation, site->generation, __ATOMIC_RELAXED);
-		}
-		if (w->now_ns - __atomic_load_n(&ep->last_seen_ns, __ATOMIC_RELAXED) > NSEC_PER_SEC)
-			__atomic_store_n(&ep->last_seen_ns, w->now_ns, __ATOMIC_RELAXED);
+		endpoint_refresh(w, ep, site);
+		site->lane[w->index].learned = ep;
 		return;
 	}
 	ep = pool_take(w);
@@ -513,8 +555,13 @@ void endpoint_learn(struct gw_worker *w, uint8_t tenant, int family, const void 
 	ep->generation = site->generation;
 	ep->last_seen_ns = w->now_ns;
 	cds_lfht_node_init(&ep->node);
-	if (cds_lfht_add_unique(gw->endpoints, hash, match_endpoint, &key, &ep->node) != &ep->node)
+	if (cds_lfht_add_unique(gw->endpoints, hash, match_endpoint, &key, &ep->node) !=
+	    &ep->node) {
+		ep->family = 0;		/* never in the table: no hint may match it */
 		pool_put(w, ep);
+		return;
+	}
+	site->lane[w->index].learned = ep;
 }
 
 static void endpoint_free_rcu(struct rcu_head *head)

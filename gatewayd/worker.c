@@ -424,7 +424,8 @@ void worker_handle_gre(struct gw_worker *w, uint8_t *pkt, size_t len)
 /*
  * Ask for the lines of SITE the second pass will write or read beyond the
  * one the lookup brought in: its counters in shared memory (the lane's
- * first line and its times), the policy's fields and the token bucket.
+ * first line and its times), the policy's fields, and the worker's own
+ * line of the site (token bucket, endpoint hint).
  */
 static inline void site_prefetch(struct gw_worker *w, const struct gw_site *site)
 {
@@ -433,8 +434,7 @@ static inline void site_prefetch(struct gw_worker *w, const struct gw_site *site
 	__builtin_prefetch(lane, 1);
 	__builtin_prefetch(&lane->last_seen_ns, 1);
 	__builtin_prefetch(&site->conf.services);
-	if (site->rate_bps)
-		__builtin_prefetch(&site->lane[w->index].bucket, 1);
+	__builtin_prefetch(&site->lane[w->index], 1);
 }
 
 /*

@@ -709,6 +709,53 @@ static void test_batch_coalesced(void)
 	CU_ASSERT_EQUAL(SITE("a", rx_bytes), bytes + 2 * 1440);
 }
 
+/* Where the return path sends ADDR now: the site's name, or NULL. */
+static const char *endpoint_site(const char *addr)
+{
+	struct in_addr a = ip(addr);
+	const struct gw_site *site;
+	const char *name;
+
+	rcu_read_lock();
+	site = endpoint_lookup(&gw, 0, AF_INET, &a);
+	name = site ? site->conf.name : NULL;
+	rcu_read_unlock();
+	return name;
+}
+
+/*
+ * A site remembers the endpoint it last learned, to skip the lookup: an
+ * address that moved to another site comes back, and one aged out of the
+ * table is learned again, though the site's hint still points at it.
+ */
+static void test_endpoint_moved_and_aged(void)
+{
+	uint8_t in[256], pkt_a[300], pkt_b[300];
+	size_t len_a, len_b;
+
+	set_health(SHM_HEALTH_UP, SHM_HEALTH_UP, true);
+	drain();
+	len_a = gre(pkt_a, ROUTER_A, false, 0, GRE_PROTO_IPV4, in,
+		    udp(in, "10.1.0.9", "198.19.0.2", 53, 10));
+	len_b = gre(pkt_b, ROUTER_B, true, 42, GRE_PROTO_IPV4, in,
+		    tcp_syn(in, "10.1.0.9", "198.19.0.2", 443, 1460));
+	receive(pkt_a, len_a);
+	CU_ASSERT_STRING_EQUAL(endpoint_site("10.1.0.9"), "a");
+	receive(pkt_b, len_b);
+	CU_ASSERT_STRING_EQUAL(endpoint_site("10.1.0.9"), "b");
+	receive(pkt_a, len_a);
+	CU_ASSERT_STRING_EQUAL(endpoint_site("10.1.0.9"), "a");
+
+	/* Everything idle: removed, and its node back in the pool. */
+	CU_ASSERT(endpoint_age(&gw, now_realtime_ns() + 60 * NSEC_PER_SEC, NSEC_PER_SEC) > 0);
+	synchronize_rcu();
+	rcu_barrier();
+	CU_ASSERT_PTR_NULL(endpoint_site("10.1.0.9"));
+	receive(pkt_a, len_a);
+	CU_ASSERT_STRING_EQUAL(endpoint_site("10.1.0.9"), "a");
+	drain();
+}
+
 /* Every packet read ends in exactly one counter. */
 static void test_every_packet_counted(void)
 {
@@ -756,6 +803,7 @@ int main(void)
 	CU_add_test(s, "loop", test_loop);
 	CU_add_test(s, "a batch decides as packet by packet", test_batch);
 	CU_add_test(s, "a batch coalesced", test_batch_coalesced);
+	CU_add_test(s, "endpoint moved, aged, learned again", test_endpoint_moved_and_aged);
 	CU_add_test(s, "every packet counted", test_every_packet_counted);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
