@@ -40,45 +40,73 @@
 /* Where TUN reads land: room for a batch of small ones or a few large ones. */
 #define GW_TUN_ARENA		(GW_BATCH * 2048 + 2 * GW_TUN_READ_MAX)
 
-/* One site as the workers see it. Immutable once published, but the buckets. */
+/*
+ * One site as the workers see it. Immutable once published, but the buckets.
+ * The first cache line holds all that the lookup and most packets read (the
+ * hash node, copies of the conf fields a lookup compares, where to count):
+ * with 100,000 sites a packet's site is rarely cached, and each further
+ * line is one more miss.
+ */
 struct gw_site {
 	struct cds_lfht_node by_source;	/* in gw.sites, hashed by source IP */
-	struct rcu_head rcu;
-	struct site_conf conf;
-	uint32_t slot;			/* shared-memory slot */
-	uint64_t generation;		/* of the slot when this site took it */
-	struct shm_site *shm;
+	struct in_addr source_ip;	/* = conf.source_ip */
+	uint32_t key;			/* = conf.key */
+	bool has_key;			/* = conf.has_key */
+	bool enabled;			/* = conf.enabled */
+	uint8_t services;		/* = conf.services */
 	uint8_t tenant;			/* index into conf.tenants */
+	uint32_t slot;			/* shared-memory slot */
+	struct shm_site *shm;
+	uint64_t generation;		/* of the slot when this site took it */
 	uint64_t rate_bps;		/* resolved: the site's or the POP's default */
 	unsigned mtu;			/* inner MTU: tunnel_mtu less the key's 4 bytes */
-	/* Control thread only: what it last saw, for logs and events. */
-	uint64_t auth_failures_seen;
-	uint64_t auth_failure_logged_ns;
-	/* One bucket per worker: each worker is its lane's only writer. */
+	struct rcu_head rcu;
+	struct site_conf conf;
+	/* Per worker: each worker is its lane's only writer. */
 	struct {
 		struct token_bucket bucket;
+		struct gw_endpoint *learned;	/* what endpoint_learn last found: a hint */
 	} __attribute__((aligned(SHM_CACHELINE))) lane[SHM_MAX_LANES];
 };
 
-/* Where an inner address lives: learned from decapsulated traffic. */
+/*
+ * Where an inner address lives: learned from decapsulated traffic. What a
+ * lookup compares and a worker refreshes shares the node's cache line; the
+ * pool aligns each endpoint to one.
+ */
 struct gw_endpoint {
 	struct cds_lfht_node node;	/* in gw.endpoints */
-	struct rcu_head rcu;
-	struct cds_lfs_node free_node;	/* on its worker's returned stack */
 	uint8_t tenant;
 	uint8_t family;
-	struct __cds_lfs_stack *owner;	/* the returned stack of its worker */
+	/* Written by any worker with relaxed stores, read by all. */
+	uint32_t slot;
 	union {
 		struct in_addr v4;
 		struct in6_addr v6;
 	} addr;
-	/* Written by any worker with relaxed stores, read by all. */
-	uint32_t slot;
 	uint64_t generation;
 	uint64_t last_seen_ns;
+	/* Cold: only when the endpoint is freed and its node given back. */
+	struct rcu_head rcu __attribute__((aligned(SHM_CACHELINE)));
+	struct cds_lfs_node free_node;	/* on its worker's returned stack */
+	struct __cds_lfs_stack *owner;	/* the returned stack of its worker */
+	struct gw_endpoint *free_next;	/* on its worker's private free list */
 };
 
 struct gw;
+
+/*
+ * A GRE packet between the two passes of a batch: parsed and its site
+ * looked up in the first, handled in the second.
+ */
+struct gw_rx {
+	uint8_t *pkt;
+	size_t len;
+	int reason;			/* gre_parse's drop reason, or 0 */
+	struct gre_packet g;
+	struct gw_site *site;		/* the tunnel's site, or NULL and... */
+	struct gw_site *other;		/* ...the source IP's site when only the key differs */
+};
 
 enum gw_tx_kind {
 	GW_TX_DATA,			/* a reply from TUN, encapsulated */
@@ -122,6 +150,7 @@ struct gw_worker {
 		uint32_t bytes;
 	} tx_meta[GW_BATCH];
 	unsigned tx_count;
+	struct gw_rx rx_pending[GW_BATCH];	/* GRE between the passes of a batch */
 
 	/*
 	 * TUN reads, one after another in one area: what the tx batch sends
@@ -145,6 +174,16 @@ struct gw_worker {
 	struct gro_table *gro;		/* NULL when offload is off */
 };
 
+/*
+ * What the control thread last saw of a slot's site, for logs and events.
+ * Kept by slot, beside the slots, so that its once-a-second walk over
+ * every site reads memory in order and never the sites themselves.
+ */
+struct gw_slot_watch {
+	uint64_t auth_failures_seen;
+	uint64_t auth_failure_logged_ns;
+};
+
 struct gw {
 	struct conf conf;		/* the running configuration */
 	struct sites sites;		/* the running sites, as in the sites file */
@@ -155,6 +194,7 @@ struct gw {
 
 	struct cds_lfht *sites_by_source;
 	struct gw_site **by_slot;	/* RCU pointers, site_capacity of them */
+	struct gw_slot_watch *watch;	/* control thread only, site_capacity of them */
 	struct cds_lfht *endpoints;
 	uint64_t health_stale_ns;	/* healthd heartbeat older than this: unknown;
 					 * reload stores it, workers load it (relaxed) */
@@ -195,10 +235,11 @@ void sitetab_destroy(struct gw *gw);
 /*
  * Note that inner address ADDR of FAMILY in TENANT lives behind SITE (a
  * worker, RCU read lock held). Allocation-free: takes a node from the
- * worker's pool; when the pool is empty the address is not learned.
+ * worker's pool; when the pool is empty the address is not learned. Writes
+ * only SITE's lane of worker W (its hint).
  */
 void endpoint_learn(struct gw_worker *w, uint8_t tenant, int family, const void *addr,
-		    const struct gw_site *site);
+		    struct gw_site *site);
 
 /* The site behind ADDR, or NULL. RCU read lock held. */
 struct gw_site *endpoint_lookup(struct gw *gw, uint8_t tenant, int family, const void *addr);
@@ -228,6 +269,13 @@ void worker_teardown(struct gw_worker *w);
 
 /* Exposed for unit tests: handle one GRE packet read by worker W. */
 void worker_handle_gre(struct gw_worker *w, uint8_t *pkt, size_t len);
+/*
+ * Handle N (at most GW_BATCH) GRE packets PKT[i] of LEN[i] bytes as one
+ * batch, in order: the same decisions and counters as worker_handle_gre
+ * for each. Inside an RCU read-side section, after worker_begin_batch.
+ */
+void worker_handle_gre_batch(struct gw_worker *w, uint8_t *const *pkt, const size_t *len,
+			     unsigned n);
 /* And one plain IP packet read from TENANT's TUN. */
 void worker_handle_tun(struct gw_worker *w, uint8_t tenant, uint8_t *pkt, size_t len);
 /*

@@ -48,6 +48,7 @@ struct gatewayd {
 	int signal_fd;
 	bool health_known;		/* what the last check of healthd's heartbeat said */
 	uint64_t last_periodic_ns;
+	uint64_t last_age_ns;		/* realtime of the last endpoint aging */
 };
 
 static void usage(FILE *out)
@@ -323,38 +324,75 @@ static void site_health_text(const struct gatewayd *d, const struct gw_site *sit
 	}
 }
 
-/* Log and publish each new GRE AUTH FAILURE, at most once a minute per site. */
-static void report_auth_failures(struct gatewayd *d, uint64_t now)
+/* Log and publish SITE's new GRE AUTH FAILUREs (TOTAL so far), at most once a minute. */
+static void report_auth_failures(struct gatewayd *d, const struct gw_site *site, uint64_t total,
+				 uint64_t now)
 {
 	struct gw *gw = &d->gw;
+	struct gw_slot_watch *watch = &gw->watch[site->slot];
+	uint64_t count = total - watch->auth_failures_seen;
+	char health[64];
+
+	watch->auth_failures_seen = total;
+	if (now - watch->auth_failure_logged_ns < 60 * NSEC_PER_SEC)
+		return;
+	site_health_text(d, site, health, sizeof(health));
+	log_info("site %s: GRE AUTH FAILURE: new tunnel refused (%llu packet%s; POP %s; %s)",
+		 site->conf.name, (unsigned long long)count, count == 1 ? "" : "s",
+		 shm_accept_name(gw->shm.hdr->pop.accept_mode), health);
+	if (gw->events)
+		events_send(gw->events, "gre.auth_failure",
+			    json_pack("{s:s,s:I}", "site", site->conf.name, "count",
+				      (json_int_t)total));
+	watch->auth_failure_logged_ns = now;
+}
+
+#define SCAN_AHEAD	8	/* slots prefetched ahead of scan_sites */
+
+/* Ask for the lines of SLOT that scan_sites reads. */
+static void scan_prefetch(const struct gw *gw, const struct shm_site *slot)
+{
+	for (uint32_t l = 0; l < gw->shm.hdr->lanes; l++) {
+		__builtin_prefetch(&slot->lane[l].drops[SHM_DROP_AUTH_FAILURE]);
+		__builtin_prefetch(&slot->lane[l].last_seen_ns);
+	}
+}
+
+/*
+ * One pass over the sites: report new GRE AUTH FAILUREs and count the
+ * established tunnels. It runs every second and, with 100,000 sites, was
+ * the control thread's largest cost, on a core it may share with a worker.
+ * So it walks the slots in order (the shared-memory slots, by_slot and
+ * watch are arrays by slot: the hardware prefetches them), reads only the
+ * two counters it needs of each lane, and touches a site only to report.
+ */
+static unsigned scan_sites(struct gatewayd *d, uint64_t now)
+{
+	struct gw *gw = &d->gw;
+	uint64_t idle = (uint64_t)gw->conf.tunnel_idle_s * NSEC_PER_SEC;
+	unsigned established = 0;
 
 	for (uint32_t s = 0; s < gw->shm.hdr->site_capacity; s++) {
-		struct gw_site *site = gw->by_slot[s];
-		uint64_t total = 0;
+		const struct shm_site *slot = shm_site_at(&gw->shm, s);
+		uint64_t auth = 0, seen = 0;
 
-		if (!site)
+		/* In order, but page by page: the hardware stops at page ends. */
+		if (s + SCAN_AHEAD < gw->shm.hdr->site_capacity)
+			scan_prefetch(gw, shm_site_at(&gw->shm, s + SCAN_AHEAD));
+		if (!gw->by_slot[s])
 			continue;
-		for (uint32_t l = 0; l < gw->shm.hdr->lanes; l++)
-			total += shm_load(&site->shm->lane[l].drops[SHM_DROP_AUTH_FAILURE]);
-		if (total == site->auth_failures_seen)
-			continue;
-		if (now - site->auth_failure_logged_ns >= 60 * NSEC_PER_SEC) {
-			uint64_t count = total - site->auth_failures_seen;
-			char health[64];
+		for (uint32_t l = 0; l < gw->shm.hdr->lanes; l++) {
+			uint64_t t = shm_load(&slot->lane[l].last_seen_ns);
 
-			site_health_text(d, site, health, sizeof(health));
-			log_info("site %s: GRE AUTH FAILURE: new tunnel refused (%llu packet%s; "
-				 "POP %s; %s)", site->conf.name, (unsigned long long)count,
-				 count == 1 ? "" : "s",
-				 shm_accept_name(gw->shm.hdr->pop.accept_mode), health);
-			if (gw->events)
-				events_send(gw->events, "gre.auth_failure",
-					    json_pack("{s:s,s:I}", "site", site->conf.name,
-						      "count", (json_int_t)total));
-			site->auth_failure_logged_ns = now;
+			auth += shm_load(&slot->lane[l].drops[SHM_DROP_AUTH_FAILURE]);
+			seen = t > seen ? t : seen;
 		}
-		site->auth_failures_seen = total;
+		if (now - seen < idle)
+			established++;
+		if (auth != gw->watch[s].auth_failures_seen)
+			report_auth_failures(d, gw->by_slot[s], auth, now);
 	}
+	return established;
 }
 
 static void check_health_heartbeat(struct gatewayd *d, uint64_t now)
@@ -389,27 +427,32 @@ static bool workers_alive(const struct gw *gw, uint64_t now)
 	return true;
 }
 
+/*
+ * How often to age endpoints: an eighth of their idle time, within 1 to 10
+ * seconds. Each pass walks every endpoint (one per branch host), so it does
+ * not run every second; a lookup checks the site's generation anyway.
+ */
+static uint64_t age_interval_ns(const struct gw *gw)
+{
+	uint64_t s = gw->conf.endpoint_idle_s / 8;
+
+	return (s < 1 ? 1 : s > 10 ? 10 : s) * NSEC_PER_SEC;
+}
+
 static void periodic(struct gatewayd *d)
 {
 	struct gw *gw = &d->gw;
 	uint64_t now = now_realtime_ns();
-	unsigned established = 0;
+	unsigned established;
 
-	endpoint_age(gw, now, (uint64_t)gw->conf.endpoint_idle_s * NSEC_PER_SEC);
+	if (now - d->last_age_ns >= age_interval_ns(gw)) {
+		endpoint_age(gw, now, (uint64_t)gw->conf.endpoint_idle_s * NSEC_PER_SEC);
+		d->last_age_ns = now;
+	}
 	if (local_addrs_refresh(gw) < 0)
 		log_warning("cannot read this host's addresses: %m (keeping the last ones)");
 	check_health_heartbeat(d, now);	/* first: the auth failure lines name the health */
-	report_auth_failures(d, now);
-	for (uint32_t s = 0; s < gw->shm.hdr->site_capacity; s++) {
-		struct gw_site *site = gw->by_slot[s];
-		struct shm_site_totals t;
-
-		if (!site)
-			continue;
-		shm_site_sum(&gw->shm, site->shm, &t);
-		if (now - t.last_seen_ns < (uint64_t)gw->conf.tunnel_idle_s * NSEC_PER_SEC)
-			established++;
-	}
+	established = scan_sites(d, now);
 	if (workers_alive(gw, now))
 		sd_notify(0, "WATCHDOG=1");
 	sd_notifyf(0, "STATUS=%u sites, %u tunnels established, acceptance %s, health %s",

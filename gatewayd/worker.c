@@ -91,7 +91,7 @@ void worker_begin_batch(struct gw_worker *w)
 
 static inline bool site_served(const struct gw_worker *w, const struct gw_site *site)
 {
-	return (site->conf.services & ~w->serving_mask) == 0;
+	return (site->services & ~w->serving_mask) == 0;
 }
 
 /*
@@ -343,68 +343,123 @@ drop:
 	shm_add(&lane->drops[reason], 1);
 }
 
-void worker_handle_gre(struct gw_worker *w, uint8_t *pkt, size_t len)
+/* The first pass over a GRE packet: count it, parse it, find its site. */
+static void gre_classify(struct gw_worker *w, struct gw_rx *rx)
 {
-	struct gre_packet g;
-	struct inner_info info;
-	struct gw_site *site, *other = NULL;
-	int r;
-
 	shm_add(&pop_lane(w)->rx_packets, 1);
-	shm_add(&pop_lane(w)->rx_bytes, len);
-	memset(&g, 0, sizeof(g));
-	r = gre_parse(pkt, len, &g);
-	if (r && g.src.s_addr == 0) {
-		pop_drop(w, r);
+	shm_add(&pop_lane(w)->rx_bytes, rx->len);
+	memset(&rx->g, 0, sizeof(rx->g));
+	rx->site = rx->other = NULL;
+	rx->reason = gre_parse(rx->pkt, rx->len, &rx->g);
+	if (rx->reason && rx->g.src.s_addr == 0)
+		return;
+	rx->site = sitetab_lookup(w->gw, rx->g.src, rx->g.has_key, rx->g.key, &rx->other);
+}
+
+/* The second pass: every decision after the site lookup. */
+static void gre_handle(struct gw_worker *w, struct gw_rx *rx)
+{
+	struct gw_site *site = rx->site;
+	const struct gre_packet *g = &rx->g;
+	struct inner_info info;
+
+	if (rx->reason && g->src.s_addr == 0) {
+		pop_drop(w, rx->reason);
 		return;
 	}
-	site = sitetab_lookup(w->gw, g.src, g.has_key, g.key, &other);
-	if (!site && !other) {
+	if (!site && !rx->other) {
 		pop_drop(w, SHM_DROP_UNKNOWN_SOURCE);
 		return;
 	}
-	if (r) {
-		if (r == SHM_DROP_UNSUPPORTED_PROTO)
-			shm_add(&pop_lane(w)->unsupported_proto[gre_proto_kind(g.proto)], 1);
-		site_drop(w, site ? site : other, r);
+	if (rx->reason) {
+		if (rx->reason == SHM_DROP_UNSUPPORTED_PROTO)
+			shm_add(&pop_lane(w)->unsupported_proto[gre_proto_kind(g->proto)], 1);
+		site_drop(w, site ? site : rx->other, rx->reason);
 		return;
 	}
 	if (!site) {
-		site_drop(w, other, SHM_DROP_BAD_KEY);
+		site_drop(w, rx->other, SHM_DROP_BAD_KEY);
 		return;
 	}
-	if (!site->conf.enabled) {
+	if (!site->enabled) {
 		site_drop(w, site, SHM_DROP_DISABLED);
 		return;
 	}
 	if (!tunnel_admit(w, site))
 		return;
-	if (g.proto == GRE_PROTO_KEEPALIVE) {
+	if (g->proto == GRE_PROTO_KEEPALIVE) {
 		/* An answer to a keepalive: the router's side of the tunnel is up. */
 		shm_set(&site_lane(w, site)->last_keepalive_ns, w->now_ns);
 		shm_add(&site_lane(w, site)->keepalives, 1);
 		return;
 	}
-	if (inner_parse(g.inner, g.inner_len, g.proto == GRE_PROTO_IPV4 ? AF_INET : AF_INET6,
+	if (inner_parse(g->inner, g->inner_len, g->proto == GRE_PROTO_IPV4 ? AF_INET : AF_INET6,
 			&info)) {
 		site_drop(w, site, SHM_DROP_BAD_INNER);
 		return;
 	}
-	switch (inner_classify(g.inner, &info, site->conf.source_ip, w->gw->conf.probe_ip)) {
+	switch (inner_classify(g->inner, &info, site->conf.source_ip, w->gw->conf.probe_ip)) {
 	case INNER_KEEPALIVE:
-		handle_keepalive(w, site, g.inner, &info);
+		handle_keepalive(w, site, g->inner, &info);
 		break;
 	case INNER_PROBE:
-		handle_probe(w, site, (uint8_t *)g.inner, &info);
+		handle_probe(w, site, (uint8_t *)g->inner, &info);
 		break;
 	case INNER_REFLECT:
 		site_drop(w, site, SHM_DROP_REFLECT);
 		break;
 	case INNER_KEEPALIVE_REPLY:
 	case INNER_DATA:
-		handle_data(w, site, (uint8_t *)g.inner, &info);
+		handle_data(w, site, (uint8_t *)g->inner, &info);
 		break;
 	}
+}
+
+void worker_handle_gre(struct gw_worker *w, uint8_t *pkt, size_t len)
+{
+	struct gw_rx rx = { .pkt = pkt, .len = len };
+
+	gre_classify(w, &rx);
+	gre_handle(w, &rx);
+}
+
+/*
+ * Ask for the lines of SITE the second pass will write or read beyond the
+ * one the lookup brought in: its counters in shared memory (the lane's
+ * first line and its times), the policy's fields, and the worker's own
+ * line of the site (token bucket, endpoint hint).
+ */
+static inline void site_prefetch(struct gw_worker *w, const struct gw_site *site)
+{
+	struct shm_site_lane *lane = site_lane(w, site);
+
+	__builtin_prefetch(lane, 1);
+	__builtin_prefetch(&lane->last_seen_ns, 1);
+	__builtin_prefetch(&site->conf.services);
+	__builtin_prefetch(&site->lane[w->index], 1);
+}
+
+/*
+ * Two passes over a batch. With many sites, a packet's site, its token
+ * bucket and its shared-memory counters are rarely in the cache, and one
+ * packet at a time each miss would stall in turn. So the first pass finds
+ * every packet's site and requests the lines it will need; the second
+ * finds them arriving or there.
+ */
+void worker_handle_gre_batch(struct gw_worker *w, uint8_t *const *pkt, const size_t *len,
+			     unsigned n)
+{
+	struct gw_rx *rx = w->rx_pending;
+
+	for (unsigned i = 0; i < n; i++) {
+		rx[i].pkt = pkt[i];
+		rx[i].len = len[i];
+		gre_classify(w, &rx[i]);
+		if (rx[i].site)
+			site_prefetch(w, rx[i].site);
+	}
+	for (unsigned i = 0; i < n; i++)
+		gre_handle(w, &rx[i]);
 }
 
 /*
@@ -536,6 +591,9 @@ void worker_handle_tun_read(struct gw_worker *w, uint8_t tenant, uint8_t *buf, s
 
 static void worker_poll_gre(struct gw_worker *w)
 {
+	uint8_t *pkt[GW_BATCH];
+	size_t len[GW_BATCH];
+
 	for (int budget = GW_GRE_BUDGET; budget > 0; budget--) {
 		int n = recvmmsg(w->gre_fd, w->rx_msg, GW_BATCH, MSG_DONTWAIT, NULL);
 
@@ -543,13 +601,38 @@ static void worker_poll_gre(struct gw_worker *w)
 			return;
 		worker_begin_batch(w);
 		rcu_read_lock();
-		for (int i = 0; i < n; i++)
-			worker_handle_gre(w, w->rx_buf[i], w->rx_msg[i].msg_len);
+		for (int i = 0; i < n; i++) {
+			pkt[i] = w->rx_buf[i];
+			len[i] = w->rx_msg[i].msg_len;
+		}
+		worker_handle_gre_batch(w, pkt, len, (unsigned)n);
 		worker_flush_tx(w);
 		rcu_read_unlock();
 		if (n < GW_BATCH)
 			return;
 	}
+}
+
+/* The packets of one ring block, GW_BATCH at a time. */
+static void ring_handle_block(struct gw_worker *w, struct tpacket_block_desc *bd)
+{
+	struct tpacket3_hdr *h = (struct tpacket3_hdr *)(void *)((uint8_t *)bd +
+								 bd->hdr.bh1.offset_to_first_pkt);
+	uint8_t *pkt[GW_BATCH];
+	size_t len[GW_BATCH];
+	unsigned n = 0;
+
+	for (uint32_t i = 0; i < bd->hdr.bh1.num_pkts; i++) {
+		pkt[n] = (uint8_t *)h + h->tp_net;
+		len[n++] = h->tp_snaplen;
+		if (n == GW_BATCH) {
+			worker_handle_gre_batch(w, pkt, len, n);
+			n = 0;
+		}
+		h = (struct tpacket3_hdr *)(void *)((uint8_t *)h + h->tp_next_offset);
+	}
+	if (n > 0)
+		worker_handle_gre_batch(w, pkt, len, n);
 }
 
 /*
@@ -562,19 +645,13 @@ static void worker_poll_ring(struct gw_worker *w)
 	for (int budget = GW_GRE_BUDGET; budget > 0; budget--) {
 		struct tpacket_block_desc *bd = (struct tpacket_block_desc *)
 			(void *)(w->ring.map + (size_t)w->ring.next * w->ring.block_size);
-		struct tpacket3_hdr *h;
 
 		if (!(__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) &
 		      TP_STATUS_USER))
 			return;
 		worker_begin_batch(w);
 		rcu_read_lock();
-		h = (struct tpacket3_hdr *)(void *)((uint8_t *)bd +
-						    bd->hdr.bh1.offset_to_first_pkt);
-		for (uint32_t i = 0; i < bd->hdr.bh1.num_pkts; i++) {
-			worker_handle_gre(w, (uint8_t *)h + h->tp_net, h->tp_snaplen);
-			h = (struct tpacket3_hdr *)(void *)((uint8_t *)h + h->tp_next_offset);
-		}
+		ring_handle_block(w, bd);
 		worker_flush_tx(w);
 		rcu_read_unlock();
 		__atomic_store_n(&bd->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);

@@ -594,6 +594,63 @@ static void test_loop(void)
 	CU_ASSERT_EQUAL(sent_read(out), -1);
 }
 
+/*
+ * A batch takes the same decisions as packet by packet, in order, whatever
+ * sits between a site's packets: other sites, unknown sources, bad keys,
+ * disabled sites, a truncated packet.
+ */
+static void test_batch(void)
+{
+	static uint8_t pkts[8][300];
+	uint8_t in[256], out[GW_BUF_SIZE], *p[8];
+	size_t len[8], n = 0;
+	uint64_t rx = SITE("a", rx_packets), unknown = POP_DROP(SHM_DROP_UNKNOWN_SOURCE);
+	uint64_t bad_header = POP_DROP(SHM_DROP_BAD_HEADER);
+	uint64_t bad_key = SITE_DROP("b", SHM_DROP_BAD_KEY);
+	uint64_t disabled = SITE_DROP("c", SHM_DROP_DISABLED);
+	const char *src[3] = { "10.1.0.2", "10.1.0.3", "10.1.0.4" };
+
+	set_health(SHM_HEALTH_UP, SHM_HEALTH_UP, true);
+	drain();
+	for (int i = 0; i < 3; i++) {
+		p[n] = pkts[n];
+		len[n] = gre(pkts[n], ROUTER_A, false, 0, GRE_PROTO_IPV4, in,
+			     udp(in, src[i], "198.19.0.2", 53, 10));
+		n++;
+		p[n] = pkts[n];
+		len[n] = gre(pkts[n], i == 0 ? "198.18.0.99" : i == 1 ? ROUTER_B : ROUTER_C,
+			     false, 0, GRE_PROTO_IPV4, in, udp(in, src[i], "198.19.0.2", 53, 10));
+		n++;
+	}
+	p[n] = pkts[n];
+	len[n++] = 10;			/* shorter than an IPv4 header */
+	worker_begin_batch(w);
+	rcu_read_lock();
+	worker_handle_gre_batch(w, p, len, (unsigned)n);
+	worker_flush_tx(w);
+	rcu_read_unlock();
+	for (int i = 0; i < 3; i++) {
+		struct in_addr a = ip(src[i]);
+
+		CU_ASSERT_EQUAL(tun_read(out), 38);
+		CU_ASSERT(memcmp(out + 12, &a, 4) == 0);	/* in order */
+	}
+	CU_ASSERT_EQUAL(tun_read(out), -1);
+	CU_ASSERT_EQUAL(SITE("a", rx_packets), rx + 3);
+	CU_ASSERT_EQUAL(POP_DROP(SHM_DROP_UNKNOWN_SOURCE), unknown + 1);
+	CU_ASSERT_EQUAL(POP_DROP(SHM_DROP_BAD_HEADER), bad_header + 1);
+	CU_ASSERT_EQUAL(SITE_DROP("b", SHM_DROP_BAD_KEY), bad_key + 1);
+	CU_ASSERT_EQUAL(SITE_DROP("c", SHM_DROP_DISABLED), disabled + 1);
+	/* The return path found what the batch learned. */
+	rcu_read_lock();
+	for (int i = 0; i < 3; i++) {
+		struct in_addr a = ip(src[i]);
+
+		CU_ASSERT_PTR_NOT_NULL(endpoint_lookup(&gw, 0, AF_INET, &a));
+	}
+	rcu_read_unlock();
+}
+
 /* A TCP data segment (ACK) of LEN payload bytes at SEQ, checksum correct. */
 static size_t tcp_data(uint8_t *p, uint32_t seq, size_t len)
 {
@@ -652,6 +709,53 @@ static void test_batch_coalesced(void)
 	CU_ASSERT_EQUAL(SITE("a", rx_bytes), bytes + 2 * 1440);
 }
 
+/* Where the return path sends ADDR now: the site's name, or NULL. */
+static const char *endpoint_site(const char *addr)
+{
+	struct in_addr a = ip(addr);
+	const struct gw_site *site;
+	const char *name;
+
+	rcu_read_lock();
+	site = endpoint_lookup(&gw, 0, AF_INET, &a);
+	name = site ? site->conf.name : NULL;
+	rcu_read_unlock();
+	return name;
+}
+
+/*
+ * A site remembers the endpoint it last learned, to skip the lookup: an
+ * address that moved to another site comes back, and one aged out of the
+ * table is learned again, though the site's hint still points at it.
+ */
+static void test_endpoint_moved_and_aged(void)
+{
+	uint8_t in[256], pkt_a[300], pkt_b[300];
+	size_t len_a, len_b;
+
+	set_health(SHM_HEALTH_UP, SHM_HEALTH_UP, true);
+	drain();
+	len_a = gre(pkt_a, ROUTER_A, false, 0, GRE_PROTO_IPV4, in,
+		    udp(in, "10.1.0.9", "198.19.0.2", 53, 10));
+	len_b = gre(pkt_b, ROUTER_B, true, 42, GRE_PROTO_IPV4, in,
+		    tcp_syn(in, "10.1.0.9", "198.19.0.2", 443, 1460));
+	receive(pkt_a, len_a);
+	CU_ASSERT_STRING_EQUAL(endpoint_site("10.1.0.9"), "a");
+	receive(pkt_b, len_b);
+	CU_ASSERT_STRING_EQUAL(endpoint_site("10.1.0.9"), "b");
+	receive(pkt_a, len_a);
+	CU_ASSERT_STRING_EQUAL(endpoint_site("10.1.0.9"), "a");
+
+	/* Everything idle: removed, and its node back in the pool. */
+	CU_ASSERT(endpoint_age(&gw, now_realtime_ns() + 60 * NSEC_PER_SEC, NSEC_PER_SEC) > 0);
+	synchronize_rcu();
+	rcu_barrier();
+	CU_ASSERT_PTR_NULL(endpoint_site("10.1.0.9"));
+	receive(pkt_a, len_a);
+	CU_ASSERT_STRING_EQUAL(endpoint_site("10.1.0.9"), "a");
+	drain();
+}
+
 /* Every packet read ends in exactly one counter. */
 static void test_every_packet_counted(void)
 {
@@ -697,7 +801,9 @@ int main(void)
 	CU_add_test(s, "too big", test_too_big);
 	CU_add_test(s, "return path", test_return_path);
 	CU_add_test(s, "loop", test_loop);
+	CU_add_test(s, "a batch decides as packet by packet", test_batch);
 	CU_add_test(s, "a batch coalesced", test_batch_coalesced);
+	CU_add_test(s, "endpoint moved, aged, learned again", test_endpoint_moved_and_aged);
 	CU_add_test(s, "every packet counted", test_every_packet_counted);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
