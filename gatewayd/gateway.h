@@ -17,6 +17,7 @@
 #ifndef GATEWAYD_GATEWAY_H
 #define GATEWAYD_GATEWAY_H
 
+#include <linux/if_packet.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <urcu.h>
@@ -97,6 +98,9 @@ struct gw_worker {
 		unsigned next;		/* the block to look at next */
 	} ring;
 	int tx_fd;			/* raw IPPROTO_RAW for what we send */
+	int pk_fd;			/* io = ring: AF_PACKET on the WAN interface, or -1 */
+	struct sockaddr_ll pk_addr;	/* where pk_fd sends: the WAN interface */
+	uint8_t wan_mac[6];		/* its address, the source of our frames */
 	int tun_fd[CONF_MAX_TENANTS];
 	int epoll_fd;
 
@@ -109,8 +113,20 @@ struct gw_worker {
 	struct mmsghdr rx_msg[GW_BATCH];
 	struct iovec rx_iov[GW_BATCH];
 	uint8_t (*rx_buf)[GW_BUF_SIZE];
-	struct mmsghdr tx_msg[GW_BATCH];
-	struct iovec tx_iov[GW_BATCH][2];
+	/*
+	 * Slot i of the batch: its Ethernet header, headers and payload
+	 * (tx_iov[i]; the raw socket sends from tx_iov[i] + 1) and what it
+	 * counts. The slots go to one of two lists of messages: through the
+	 * packet socket when the site's next-hop MAC is known, else raw.
+	 */
+	struct mmsghdr tx_msg[GW_BATCH];	/* raw */
+	uint8_t tx_raw_slot[GW_BATCH];
+	unsigned tx_raw_n;
+	struct mmsghdr pk_msg[GW_BATCH];	/* packet socket */
+	uint8_t tx_pk_slot[GW_BATCH];
+	unsigned tx_pk_n;
+	uint8_t tx_eth[GW_BATCH][16];		/* 14 used */
+	struct iovec tx_iov[GW_BATCH][3];
 	struct sockaddr_in tx_addr[GW_BATCH];
 	uint8_t tx_hdr[GW_BATCH][GW_TX_HDR_MAX];
 	uint8_t (*tx_buf)[GW_BUF_SIZE];	/* errors we build (ICMP) */
@@ -151,6 +167,13 @@ struct gw {
 	uint64_t health_stale_ns;	/* healthd heartbeat older than this: unknown */
 	struct events *events;		/* to statsd; control thread only */
 	struct gw_local_addrs *local;	/* RCU: this host's own addresses */
+	/*
+	 * io = ring: the next-hop MAC word of each slot (l2.h), written by the
+	 * control thread, read by workers with relaxed loads; NULL otherwise.
+	 */
+	uint64_t *l2_words;
+	struct l2_resolver *l2;		/* control thread only */
+	uint32_t l2_cursor;		/* the rolling refresh's next slot */
 };
 
 /* sitetab.c: the RCU tables. */

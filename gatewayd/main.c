@@ -29,6 +29,7 @@
 #include <zmq.h>
 
 #include "gatewayd/control.h"
+#include "gatewayd/l2.h"
 #include "gatewayd/netlink.h"
 #include "gatewayd/nft.h"
 #include "gatewayd/tun.h"
@@ -398,6 +399,8 @@ static void periodic(struct gatewayd *d)
 	endpoint_age(gw, now, (uint64_t)gw->conf.endpoint_idle_s * NSEC_PER_SEC);
 	if (local_addrs_refresh(gw) < 0)
 		log_warning("cannot read this host's addresses: %m (keeping the last ones)");
+	l2_refresh_unresolved(gw, L2_REFRESH_PER_TICK);
+	l2_refresh_tick(gw, L2_REFRESH_PER_TICK);
 	check_health_heartbeat(d, now);	/* first: the auth failure lines name the health */
 	report_auth_failures(d, now);
 	for (uint32_t s = 0; s < gw->shm.hdr->site_capacity; s++) {
@@ -475,6 +478,19 @@ static void run(struct gatewayd *d)
 	}
 }
 
+/* io = ring sends through a packet socket, to next hops the control thread resolves. */
+static void open_next_hops(struct gw *gw)
+{
+	int r;
+
+	if (gw->conf.io != CONF_IO_RING)
+		return;
+	r = l2_gw_open(gw);
+	if (r < 0)
+		log_warning("cannot resolve next hops on %s: %s (sending through the raw socket "
+			    "only)", gw->conf.wan_interface, strerror(-r));
+}
+
 static void load_sites(struct gatewayd *d, const char *sites_path)
 {
 	struct gw *gw = &d->gw;
@@ -507,6 +523,7 @@ static void shutdown_gateway(struct gatewayd *d)
 	for (unsigned i = 0; i < gw->n_workers; i++)
 		worker_teardown(&gw->workers[i]);
 	free(gw->workers);
+	l2_gw_close(gw);
 	events_close(gw->events);
 	zmq_close(d->ctl);
 	zmq_ctx_term(d->zmq);
@@ -544,6 +561,7 @@ int main(int argc, char **argv)
 		fatal("nftables: cannot create table ip grepop: %s", nft_last_error());
 	d.nft_ready = true;
 	d.gw.events = events_open(&d.gw.conf);
+	open_next_hops(&d.gw);
 	load_sites(&d, opts.sites_path);
 	setup_tenants(&d);
 	if (local_addrs_refresh(&d.gw) < 0)
