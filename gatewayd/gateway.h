@@ -25,6 +25,7 @@
 #include <urcu/rculfhash.h>
 
 #include "gatewayd/gso.h"
+#include "gatewayd/l2.h"
 #include "gatewayd/packet.h"
 #include "lib/conf.h"
 #include "lib/events.h"
@@ -98,9 +99,7 @@ struct gw_worker {
 		unsigned next;		/* the block to look at next */
 	} ring;
 	int tx_fd;			/* raw IPPROTO_RAW for what we send */
-	int pk_fd;			/* io = ring: AF_PACKET on the WAN interface, or -1 */
-	struct sockaddr_ll pk_addr;	/* where pk_fd sends: the WAN interface */
-	uint8_t wan_mac[6];		/* its address, the source of our frames */
+	int pk_fd;			/* io = ring: AF_PACKET for whole frames, or -1 */
 	int tun_fd[CONF_MAX_TENANTS];
 	int epoll_fd;
 
@@ -126,6 +125,7 @@ struct gw_worker {
 	uint8_t tx_pk_slot[GW_BATCH];
 	unsigned tx_pk_n;
 	uint8_t tx_eth[GW_BATCH][16];		/* 14 used */
+	struct sockaddr_ll tx_ll[GW_BATCH];	/* the interface a frame leaves by */
 	struct iovec tx_iov[GW_BATCH][3];
 	struct sockaddr_in tx_addr[GW_BATCH];
 	uint8_t tx_hdr[GW_BATCH][GW_TX_HDR_MAX];
@@ -168,11 +168,12 @@ struct gw {
 	struct events *events;		/* to statsd; control thread only */
 	struct gw_local_addrs *local;	/* RCU: this host's own addresses */
 	/*
-	 * io = ring: the next-hop MAC word of each slot (l2.h), written by the
-	 * control thread, read by workers with relaxed loads; NULL otherwise.
+	 * io = ring: the next-hop word of each slot (l2.h), stored by the
+	 * control thread with release, loaded by workers with acquire, and the
+	 * resolver whose interface table the words name; NULL otherwise.
 	 */
 	uint64_t *l2_words;
-	struct l2_resolver *l2;		/* control thread only */
+	struct l2_resolver *l2;		/* control thread, but for its interfaces */
 	uint32_t l2_cursor;		/* the rolling refresh's next slot */
 };
 

@@ -1,7 +1,7 @@
 /*
  * Next-hop MACs through rtnetlink (libmnl), on the control thread: ask the
  * kernel's route for a site's source IP, then the neighbour entry of its
- * next hop, and publish the answer per shared-memory slot for the workers
+ * next hop on the route's interface, and publish the answer per shared-memory slot for the workers
  * (gw->l2_words, one atomic word per slot). See l2.h.
  *
  * A refresh pass walks the slots a bounded number at a time, so a POP with
@@ -39,15 +39,17 @@ struct l2_reply {
 	uint8_t mac[L2_MAC_LEN];
 };
 
-static int l2_interface_mac(const char *ifname, uint8_t mac[L2_MAC_LEN])
+/* The Ethernet address of interface IFINDEX. */
+static int l2_interface_mac(int ifindex, uint8_t mac[L2_MAC_LEN])
 {
 	struct ifreq ifr = { 0 };
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	int r = 0;
+	int fd, r = 0;
 
+	if (!if_indextoname((unsigned)ifindex, ifr.ifr_name))
+		return -ENODEV;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
 	if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0)
 		r = -errno;
 	else if (ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER)
@@ -58,17 +60,9 @@ static int l2_interface_mac(const char *ifname, uint8_t mac[L2_MAC_LEN])
 	return r;
 }
 
-int l2_open(struct l2_resolver *r, const char *ifname)
+int l2_open(struct l2_resolver *r)
 {
-	int ret;
-
 	memset(r, 0, sizeof(*r));
-	r->ifindex = if_nametoindex(ifname);
-	if (r->ifindex == 0)
-		return -ENODEV;
-	ret = l2_interface_mac(ifname, r->mac);
-	if (ret < 0)
-		return ret;
 	return nl_socket_open(NETLINK_ROUTE, &r->nl);
 }
 
@@ -77,6 +71,25 @@ void l2_close(struct l2_resolver *r)
 	if (r->nl)
 		mnl_socket_close(r->nl);
 	r->nl = NULL;
+}
+
+int l2_iface_index(struct l2_resolver *r, int ifindex)
+{
+	struct l2_iface *f;
+	int ret;
+
+	for (unsigned i = 0; i < r->n_ifaces; i++)
+		if (r->iface[i].ifindex == ifindex)
+			return (int)i;
+	if (r->n_ifaces == L2_IFACES)
+		return -ENOSPC;
+	f = &r->iface[r->n_ifaces];
+	ret = l2_interface_mac(ifindex, f->mac);
+	if (ret < 0)
+		return ret;
+	f->ifindex = ifindex;
+	/* Workers read the entry once a word names it; words are stored with release. */
+	return (int)r->n_ifaces++;
 }
 
 static int l2_route_attr(const struct nlattr *attr, void *data)
@@ -152,7 +165,8 @@ static int l2_ask(struct l2_resolver *r, struct nlmsghdr *nlh, struct l2_reply *
 	return ret < 0 ? -errno : 0;
 }
 
-int l2_route(struct l2_resolver *r, struct in_addr dst, struct in_addr *next_hop)
+int l2_route(struct l2_resolver *r, struct in_addr dst, int *ifindex,
+	     struct in_addr *next_hop)
 {
 	char buf[L2_NL_BUF];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
@@ -168,14 +182,15 @@ int l2_route(struct l2_resolver *r, struct in_addr dst, struct in_addr *next_hop
 	ret = l2_ask(r, nlh, &rep);
 	if (ret < 0)
 		return ret;
-	if (rep.type != RTN_UNICAST || rep.oif != r->ifindex)
+	if (rep.type != RTN_UNICAST || rep.oif == 0)
 		return -ENETUNREACH;
+	*ifindex = (int)rep.oif;
 	*next_hop = rep.has_gateway ? rep.gateway : dst;
 	return 0;
 }
 
-int l2_neighbour(struct l2_resolver *r, struct in_addr next_hop, uint8_t mac[L2_MAC_LEN],
-		 bool *usable)
+int l2_neighbour(struct l2_resolver *r, int ifindex, struct in_addr next_hop,
+		 uint8_t mac[L2_MAC_LEN], bool *usable)
 {
 	char buf[L2_NL_BUF];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
@@ -187,7 +202,7 @@ int l2_neighbour(struct l2_resolver *r, struct in_addr next_hop, uint8_t mac[L2_
 	nlh->nlmsg_type = RTM_GETNEIGH;
 	ndm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ndm));
 	ndm->ndm_family = AF_INET;
-	ndm->ndm_ifindex = (int)r->ifindex;
+	ndm->ndm_ifindex = ifindex;
 	mnl_attr_put(nlh, NDA_DST, sizeof(next_hop), &next_hop);
 	ret = l2_ask(r, nlh, &rep);
 	if (ret == -ENOENT)
@@ -204,27 +219,40 @@ void l2_pass_begin(struct l2_resolver *r)
 	r->cached = 0;
 }
 
+/* The MAC of the usable next hop HOP on IFINDEX from the pass's cache, or NULL. */
+static const uint8_t *l2_cache_find(const struct l2_resolver *r, int ifindex, struct in_addr hop)
+{
+	for (unsigned i = 0; i < r->cached; i++)
+		if (r->cache[i].ifindex == ifindex && r->cache[i].next_hop.s_addr == hop.s_addr)
+			return r->cache[i].mac;
+	return NULL;
+}
+
 uint64_t l2_resolve(struct l2_resolver *r, struct in_addr dst)
 {
-	struct in_addr hop;
 	uint8_t mac[L2_MAC_LEN];
+	const uint8_t *known;
+	struct in_addr hop;
+	int ifindex, iface;
 	bool usable;
-	unsigned i;
 
-	if (l2_route(r, dst, &hop) < 0)
+	if (l2_route(r, dst, &ifindex, &hop) < 0)
 		return 0;
-	for (i = 0; i < r->cached && r->cache[i].next_hop.s_addr != hop.s_addr; i++)
-		;
-	if (i < r->cached)
-		return l2_word_encode(r->cache[i].mac, dst);
-	if (l2_neighbour(r, hop, mac, &usable) < 0)
+	iface = l2_iface_index(r, ifindex);
+	if (iface < 0)
+		return 0;
+	known = l2_cache_find(r, ifindex, hop);
+	if (known)
+		return l2_word_encode(known, (unsigned)iface, dst);
+	if (l2_neighbour(r, ifindex, hop, mac, &usable) < 0 || !usable)
 		return 0;
 	/* Only answers are kept: a missing neighbour is asked again, it may appear. */
-	if (usable && r->cached < L2_CACHE_SIZE) {
+	if (r->cached < L2_CACHE_SIZE) {
+		r->cache[r->cached].ifindex = ifindex;
 		r->cache[r->cached].next_hop = hop;
 		memcpy(r->cache[r->cached++].mac, mac, L2_MAC_LEN);
 	}
-	return usable ? l2_word_encode(mac, dst) : 0;
+	return l2_word_encode(mac, (unsigned)iface, dst);
 }
 
 /* --- gatewayd: one word per shared-memory slot --- */
@@ -239,7 +267,7 @@ int l2_gw_open(struct gw *gw)
 		l2_gw_close(gw);
 		return -ENOMEM;
 	}
-	r = l2_open(gw->l2, gw->conf.wan_interface);
+	r = l2_open(gw->l2);
 	if (r < 0)
 		l2_gw_close(gw);
 	return r;
@@ -260,20 +288,20 @@ static void l2_publish(struct gw *gw, const struct gw_site *site)
 {
 	uint64_t word = l2_resolve(gw->l2, site->conf.source_ip);
 
-	__atomic_store_n(&gw->l2_words[site->slot], word, __ATOMIC_RELAXED);
+	__atomic_store_n(&gw->l2_words[site->slot], word, __ATOMIC_RELEASE);
 }
 
 unsigned l2_refresh_unresolved(struct gw *gw, unsigned budget)
 {
 	uint8_t mac[L2_MAC_LEN];
-	unsigned done = 0;
+	unsigned done = 0, iface;
 
 	if (!gw->l2)
 		return 0;
 	for (uint32_t s = 0; s < gw->shm.hdr->site_capacity && done < budget; s++) {
 		const struct gw_site *site = gw->by_slot[s];
 
-		if (!site || l2_word_decode(gw->l2_words[s], site->conf.source_ip, mac))
+		if (!site || l2_word_decode(gw->l2_words[s], site->conf.source_ip, mac, &iface))
 			continue;
 		l2_publish(gw, site);
 		done++;

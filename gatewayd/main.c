@@ -487,8 +487,8 @@ static void open_next_hops(struct gw *gw)
 		return;
 	r = l2_gw_open(gw);
 	if (r < 0)
-		log_warning("cannot resolve next hops on %s: %s (sending through the raw socket "
-			    "only)", gw->conf.wan_interface, strerror(-r));
+		log_warning("cannot resolve next hops: %s (sending through the raw socket only)",
+			    strerror(-r));
 }
 
 static void load_sites(struct gatewayd *d, const char *sites_path)

@@ -95,18 +95,24 @@ static inline bool site_served(const struct gw_worker *w, const struct gw_site *
 }
 
 /*
- * io = ring: write slot I's Ethernet header when SITE's next-hop MAC is
- * known for DST, so the slot goes out through the packet socket.
+ * io = ring: write slot I's Ethernet header and interface when SITE's next
+ * hop is known for DST, so the slot goes out through the packet socket.
  */
 static inline bool tx_frame(struct gw_worker *w, const struct gw_site *site, struct in_addr dst,
 			    unsigned i)
 {
 	uint64_t word;
+	int ifindex;
 
 	if (w->pk_fd < 0 || !w->gw->l2_words)
 		return false;
-	word = __atomic_load_n(&w->gw->l2_words[site->slot], __ATOMIC_RELAXED);
-	return l2_frame_header(word, dst, w->wan_mac, w->tx_eth[i]);
+	word = __atomic_load_n(&w->gw->l2_words[site->slot], __ATOMIC_ACQUIRE);
+	if (!l2_frame_header(word, dst, w->gw->l2->iface, w->tx_eth[i], &ifindex))
+		return false;
+	w->tx_ll[i] = (struct sockaddr_ll){ .sll_family = AF_PACKET, .sll_ifindex = ifindex,
+					    .sll_protocol = htons(ETH_P_IP),
+					    .sll_halen = ETH_ALEN };
+	return true;
 }
 
 /*
@@ -126,7 +132,8 @@ static void tx_push(struct gw_worker *w, const struct gw_site *site, struct in_a
 	if (tx_frame(w, site, dst, i)) {
 		w->tx_pk_slot[w->tx_pk_n] = (uint8_t)i;
 		mh = &w->pk_msg[w->tx_pk_n++].msg_hdr;
-		*mh = (struct msghdr){ .msg_name = &w->pk_addr, .msg_namelen = sizeof(w->pk_addr),
+		*mh = (struct msghdr){ .msg_name = &w->tx_ll[i],
+				       .msg_namelen = sizeof(w->tx_ll[i]),
 				       .msg_iov = w->tx_iov[i], .msg_iovlen = 3 };
 	} else {
 		w->tx_addr[i] = (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr = dst };
@@ -780,12 +787,12 @@ static int open_tx_socket(void)
 }
 
 /*
- * io = ring: an AF_PACKET socket that sends whole frames on the WAN
- * interface past the qdisc, so a packet costs the driver's transmit and
+ * io = ring: an AF_PACKET socket that sends whole frames, on the interface
+ * each one names, past the qdisc, so a packet costs the driver's transmit and
  * not ip_local_out, netfilter, routing and the neighbour layer. It binds
  * to no protocol, so it receives nothing.
  */
-static int open_packet_tx(struct gw *gw, struct gw_worker *w)
+static int open_packet_tx(void)
 {
 	int one = 1, size = 4 << 20;
 	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -800,11 +807,6 @@ static int open_packet_tx(struct gw *gw, struct gw_worker *w)
 	}
 	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
-	w->pk_addr = (struct sockaddr_ll){
-		.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_IP),
-		.sll_ifindex = (int)gw->l2->ifindex, .sll_halen = ETH_ALEN,
-	};
-	memcpy(w->wan_mac, gw->l2->mac, ETH_ALEN);
 	return fd;
 }
 
@@ -846,7 +848,7 @@ int worker_setup(struct gw *gw, struct gw_worker *w, unsigned index)
 	if (w->tx_fd < 0)
 		return w->tx_fd;
 	if (gw->l2) {
-		w->pk_fd = open_packet_tx(gw, w);
+		w->pk_fd = open_packet_tx();
 		if (w->pk_fd < 0)
 			return w->pk_fd;
 	}
