@@ -1,8 +1,8 @@
 /*
  * Next-hop MACs through rtnetlink (libmnl), on the control thread: ask the
  * kernel's route for a site's source IP, then the neighbour entry of its
- * next hop on the route's interface, and publish the answer per shared-memory slot for the workers
- * (gw->l2_words, one atomic word per slot). See l2.h.
+ * next hop on the route's interface, and publish the answer for the
+ * workers (gw->l2_words, one atomic word per shared-memory slot). See l2.h.
  *
  * A refresh pass walks the slots a bounded number at a time, so a POP with
  * 100,000 sites spreads the work over several periodic calls; sites mostly
