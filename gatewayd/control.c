@@ -490,12 +490,13 @@ int gw_reload(struct gw *gw, char err[CONF_ERR_MAX])
 		sites_free(&sites);
 		goto out;
 	}
-	/* Keys that apply live; the workers read each as one aligned word. */
+	/* Keys that apply live; the two the workers read, atomically (relaxed). */
 	gw->conf.keepalive_window_s = next->keepalive_window_s;
-	gw->conf.tunnel_idle_s = next->tunnel_idle_s;
+	__atomic_store_n(&gw->conf.tunnel_idle_s, next->tunnel_idle_s, __ATOMIC_RELAXED);
 	gw->conf.endpoint_idle_s = next->endpoint_idle_s;
 	gw->conf.health_interval_ms = next->health_interval_ms;
-	gw->health_stale_ns = 3ULL * next->health_interval_ms * NSEC_PER_MSEC;
+	__atomic_store_n(&gw->health_stale_ns, 3ULL * next->health_interval_ms * NSEC_PER_MSEC,
+			 __ATOMIC_RELAXED);
 	memcpy(gw->conf.sites_file, next->sites_file, sizeof(next->sites_file));
 	memcpy(gw->conf.location, next->location, sizeof(next->location));
 	gw->conf.n_backup_pops = next->n_backup_pops;

@@ -24,9 +24,11 @@
 #include <urcu/lfstack.h>
 #include <urcu/rculfhash.h>
 
+#include "gatewayd/gro.h"
 #include "gatewayd/gso.h"
 #include "gatewayd/l2.h"
 #include "gatewayd/packet.h"
+#include "gatewayd/rcu_tsan.h"
 #include "lib/conf.h"
 #include "lib/events.h"
 #include "shm/shm.h"
@@ -144,13 +146,19 @@ struct gw_worker {
 	 */
 	uint8_t *tun_arena;		/* GW_TUN_ARENA bytes */
 	size_t tun_used;
-	bool offload;			/* gateway.offload at start-up; reload keeps it */
 
 	/* Per batch: the time and what the POP may do now. */
 	uint64_t now_ns;
 	uint8_t serving_mask;		/* SHM_SVC_BIT of healthy services */
 	uint8_t accept_mode;
 	uint16_t ip_id;
+
+	/*
+	 * gateway.offload at setup (reload keeps it): coalesce what goes to
+	 * the TUNs (gro.h), cut large reads from them (gso.h).
+	 */
+	bool offload;
+	struct gro_table *gro;		/* NULL when offload is off */
 };
 
 struct gw {
@@ -164,7 +172,8 @@ struct gw {
 	struct cds_lfht *sites_by_source;
 	struct gw_site **by_slot;	/* RCU pointers, site_capacity of them */
 	struct cds_lfht *endpoints;
-	uint64_t health_stale_ns;	/* healthd heartbeat older than this: unknown */
+	uint64_t health_stale_ns;	/* healthd heartbeat older than this: unknown;
+					 * reload stores it, workers load it (relaxed) */
 	struct events *events;		/* to statsd; control thread only */
 	struct gw_local_addrs *local;	/* RCU: this host's own addresses */
 	/*
@@ -255,7 +264,10 @@ void worker_handle_tun(struct gw_worker *w, uint8_t tenant, uint8_t *pkt, size_t
 void worker_handle_tun_read(struct gw_worker *w, uint8_t tenant, uint8_t *buf, size_t len);
 /* Refresh W's per-batch view of the time, health and acceptance. */
 void worker_begin_batch(struct gw_worker *w);
-/* Send what the batch queued. */
+/*
+ * Send what the batch queued: first what is held for the TUNs (gro_flush),
+ * then the GRE packets to the routers. Inside the batch's RCU read section.
+ */
 void worker_flush_tx(struct gw_worker *w);
 
 #endif

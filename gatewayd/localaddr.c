@@ -63,6 +63,7 @@ static struct gw_local_addrs *local_read(void)
 
 static void local_free_rcu(struct rcu_head *head)
 {
+	tsan_after_grace();
 	free(caa_container_of(head, struct gw_local_addrs, rcu));
 }
 
@@ -77,6 +78,7 @@ int local_addrs_refresh(struct gw *gw)
 		free(next);
 		return 0;
 	}
+	tsan_publish(next);
 	rcu_assign_pointer(gw->local, next);
 	if (cur)
 		call_rcu(&cur->rcu, local_free_rcu);
@@ -88,6 +90,7 @@ bool local_addrs_has(struct gw *gw, int family, const void *addr)
 	const struct gw_local_addrs *set = rcu_dereference(gw->local);
 	size_t len = family == AF_INET ? 4 : 16;
 
+	tsan_found(set);
 	for (unsigned i = 0; set && i < set->n; i++)
 		if (set->addr[i].family == family && memcmp(&set->addr[i].a, addr, len) == 0)
 			return true;

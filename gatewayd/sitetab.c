@@ -23,6 +23,10 @@
 #include "gatewayd/gateway.h"
 #include "lib/timeutil.h"
 
+#ifdef GW_TSAN
+char tsan_grace;
+#endif
+
 static uint64_t hash_mix(uint64_t h)
 {
 	h ^= h >> 33;
@@ -42,6 +46,7 @@ static int match_source(struct cds_lfht_node *node, const void *key)
 {
 	const struct gw_site *site = caa_container_of(node, struct gw_site, by_source);
 
+	tsan_found(site);	/* every node a lookup returns was matched here */
 	return site->conf.source_ip.s_addr == ((const struct in_addr *)key)->s_addr;
 }
 
@@ -74,6 +79,7 @@ struct gw_site *sitetab_by_slot(struct gw *gw, uint32_t slot, uint64_t generatio
 	if (slot >= gw->shm.hdr->site_capacity)
 		return NULL;
 	site = rcu_dereference(gw->by_slot[slot]);
+	tsan_found(site);
 	if (!site || site->generation != generation)
 		return NULL;
 	return site;
@@ -113,6 +119,7 @@ int sitetab_init(struct gw *gw)
 
 static void site_free_rcu(struct rcu_head *head)
 {
+	tsan_after_grace();
 	free(caa_container_of(head, struct gw_site, rcu));
 }
 
@@ -314,6 +321,7 @@ static int publish_sites(struct gw *gw, const struct sites *sites, const int *sl
 			return -ENOMEM;
 		slot_write_id(slot, sc, site->tenant, site->rate_bps);
 		site->generation = slot->generation;
+		tsan_publish(site);
 		cds_lfht_add(gw->sites_by_source, hash_source(sc->source_ip), &site->by_source);
 		rcu_assign_pointer(gw->by_slot[slot_of[i]], site);
 		if (old) {
@@ -416,6 +424,7 @@ static int match_endpoint(struct cds_lfht_node *node, const void *key)
 	const struct gw_endpoint *ep = caa_container_of(node, struct gw_endpoint, node);
 	const struct endpoint_key *k = key;
 
+	tsan_found(ep);
 	if (ep->tenant != k->tenant || ep->family != k->family)
 		return 0;
 	return memcmp(&ep->addr, k->addr, k->family == AF_INET ? 4 : 16) == 0;
@@ -452,6 +461,7 @@ static struct gw_endpoint *pool_take(struct gw_worker *w)
 			struct cds_lfs_node *next = n->next;
 			struct gw_endpoint *e = caa_container_of(n, struct gw_endpoint, free_node);
 
+			tsan_found(e);
 			e->node.next = (struct cds_lfht_node *)w->free_list;
 			w->free_list = e;
 			n = next;
@@ -503,6 +513,7 @@ void endpoint_learn(struct gw_worker *w, uint8_t tenant, int family, const void 
 	ep->generation = site->generation;
 	ep->last_seen_ns = w->now_ns;
 	cds_lfht_node_init(&ep->node);
+	tsan_publish(ep);
 	if (cds_lfht_add_unique(gw->endpoints, hash, match_endpoint, &key, &ep->node) != &ep->node)
 		pool_put(w, ep);
 }
@@ -510,8 +521,13 @@ void endpoint_learn(struct gw_worker *w, uint8_t tenant, int family, const void 
 static void endpoint_free_rcu(struct rcu_head *head)
 {
 	struct gw_endpoint *ep = caa_container_of(head, struct gw_endpoint, rcu);
+	struct __cds_lfs_stack *owner;
 
-	cds_lfs_push(ep->owner, &ep->free_node);
+	tsan_after_grace();
+	owner = ep->owner;
+	tsan_publish(ep);	/* to its owner, who pops it */
+	tsan_before_grace();	/* kept, not freed: rcu_barrier() waits for this */
+	cds_lfs_push(owner, &ep->free_node);
 }
 
 unsigned endpoint_age(struct gw *gw, uint64_t now_ns, uint64_t idle_ns)
@@ -522,8 +538,12 @@ unsigned endpoint_age(struct gw *gw, uint64_t now_ns, uint64_t idle_ns)
 
 	rcu_read_lock();
 	cds_lfht_for_each_entry(gw->endpoints, &iter, ep, node) {
-		uint64_t seen = __atomic_load_n(&ep->last_seen_ns, __ATOMIC_RELAXED);
-		bool idle = now_ns > seen && now_ns - seen > idle_ns;
+		uint64_t seen;
+		bool idle;
+
+		tsan_found(ep);
+		seen = __atomic_load_n(&ep->last_seen_ns, __ATOMIC_RELAXED);
+		idle = now_ns > seen && now_ns - seen > idle_ns;
 
 		if (!idle && sitetab_by_slot(gw, __atomic_load_n(&ep->slot, __ATOMIC_RELAXED),
 					     __atomic_load_n(&ep->generation, __ATOMIC_RELAXED)))

@@ -74,11 +74,12 @@ void worker_begin_batch(struct gw_worker *w)
 {
 	struct shm_pop *pop = &w->gw->shm.hdr->pop;
 	uint64_t heartbeat = shm_load(&pop->healthd_heartbeat_ns);
+	uint64_t stale_ns = __atomic_load_n(&w->gw->health_stale_ns, __ATOMIC_RELAXED);
 	uint8_t mask = 0;
 
 	w->now_ns = now_realtime_ns();
 	/* No heartbeat from healthd for a while: health unknown, fail closed. */
-	if (heartbeat && (int64_t)(w->now_ns - heartbeat) < (int64_t)w->gw->health_stale_ns) {
+	if (heartbeat && (int64_t)(w->now_ns - heartbeat) < (int64_t)stale_ns) {
 		for (int s = 0; s < SHM_SVC_COUNT; s++)
 			if (__atomic_load_n(&pop->service[s].health, __ATOMIC_RELAXED) ==
 			    SHM_HEALTH_UP)
@@ -203,6 +204,8 @@ static void tx_send(struct gw_worker *w, int fd, struct mmsghdr *msg, const uint
 
 void worker_flush_tx(struct gw_worker *w)
 {
+	if (w->gro)
+		gro_flush(w->gro);
 	tx_send(w, w->pk_fd, w->pk_msg, w->tx_pk_slot, w->tx_pk_n);
 	tx_send(w, w->tx_fd, w->tx_msg, w->tx_raw_slot, w->tx_raw_n);
 	w->tx_count = w->tx_pk_n = w->tx_raw_n = 0;
@@ -262,7 +265,8 @@ static inline uint16_t site_mss(const struct gw_site *site, int family)
 static bool tunnel_admit(struct gw_worker *w, const struct gw_site *site)
 {
 	struct shm_site_lane *lane = site_lane(w, site);
-	int64_t idle = (int64_t)w->gw->conf.tunnel_idle_s * (int64_t)NSEC_PER_SEC;
+	unsigned idle_s = __atomic_load_n(&w->gw->conf.tunnel_idle_s, __ATOMIC_RELAXED);
+	int64_t idle = (int64_t)idle_s * (int64_t)NSEC_PER_SEC;
 	bool established = (int64_t)(w->now_ns - shm_load(&lane->last_seen_ns)) < idle;
 
 	for (uint32_t i = 0; !established && i < w->gw->shm.hdr->lanes; i++)
@@ -358,6 +362,11 @@ static void handle_data(struct gw_worker *w, struct gw_site *site, uint8_t *inne
 	if (info->tcp_syn)
 		tcp_clamp_mss(inner, info, site_mss(site, info->family));
 	endpoint_learn(w, site->tenant, info->family, &info->src, site);
+	if (w->offload) {
+		/* Delivered and counted now or at the end of the batch. */
+		gro_add(w->gro, w->tun_fd[site->tenant], lane, inner, info, w->now_ns);
+		return;
+	}
 	if (tun_write(w->tun_fd[site->tenant], inner, info->ip_len) != (ssize_t)info->ip_len) {
 		reason = SHM_DROP_IO;
 		goto drop;
@@ -581,7 +590,8 @@ static void worker_poll_gre(struct gw_worker *w)
 
 /*
  * io = ring: each block the kernel filled is one batch, handled in place
- * and given back. Replies may point into the block: they are sent first.
+ * and given back. Replies may point into the block: they are sent first
+ * (what gro holds is a copy, but it is written then too).
  */
 static void worker_poll_ring(struct gw_worker *w)
 {
@@ -833,13 +843,16 @@ int worker_setup(struct gw *gw, struct gw_worker *w, unsigned index)
 	w->tun_arena = malloc(GW_TUN_ARENA);
 	if (!w->rx_buf || !w->tx_buf || !w->tun_arena)
 		return -ENOMEM;
-	w->offload = gw->conf.offload;
 	for (unsigned i = 0; i < GW_BATCH; i++) {
 		w->rx_iov[i] = (struct iovec){ w->rx_buf[i], GW_BUF_SIZE };
 		w->rx_msg[i].msg_hdr = (struct msghdr){ .msg_iov = &w->rx_iov[i], .msg_iovlen = 1 };
 	}
 	r = endpoint_pool_init(w);
 	if (r < 0)
+		return r;
+	/* The control thread may swap gw->conf on reload: the worker keeps its copy. */
+	w->offload = gw->conf.offload;
+	if (w->offload && (r = gro_create(&w->gro)) < 0)
 		return r;
 	w->gre_fd = gw->conf.io == CONF_IO_RING ? open_ring(gw, w) : open_gre_socket(gw, index);
 	if (w->gre_fd < 0)
@@ -889,6 +902,8 @@ void worker_teardown(struct gw_worker *w)
 		close(w->epoll_fd);
 	free(w->rx_buf);
 	free(w->tx_buf);
+	gro_destroy(w->gro);
+	w->gro = NULL;
 	free(w->tun_arena);
 	endpoint_pool_free(w);
 }

@@ -26,6 +26,7 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=86}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcode=87}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:exitcode=88:second_deadlock_stack=1}
+TSAN_OPTIONS+=":suppressions=$PWD/tests/tsan.supp"	# always: liburcu's internals
 
 for build in "$@"; do
 	if compgen -G "$build/fuzz_*" > /dev/null; then

@@ -684,6 +684,64 @@ static void test_loop(void)
 	CU_ASSERT_EQUAL(sent_read(out), -1);
 }
 
+/* A TCP data segment (ACK) of LEN payload bytes at SEQ, checksum correct. */
+static size_t tcp_data(uint8_t *p, uint32_t seq, size_t len)
+{
+	uint8_t *t = p + 20;
+	uint16_t c;
+	size_t n;
+
+	memset(t, 0, 20);
+	t[0] = 0x9c;
+	t[1] = 0x40;
+	t[2] = 443 >> 8;
+	t[3] = 443 & 0xff;
+	for (int i = 0; i < 4; i++)
+		t[4 + i] = (uint8_t)(seq >> (24 - 8 * i));
+	t[11] = 1;
+	t[12] = 5 << 4;
+	t[13] = 0x10;
+	t[14] = 0x10;
+	memset(t + 20, 0x5c, len);
+	n = ipv4(p, "10.1.0.2", "198.19.0.2", IPPROTO_TCP, 20 + len, true);
+	c = htons((uint16_t)~csum_fold(csum_partial(t, 20 + len, csum_partial(p + 12, 8, 0) +
+						    IPPROTO_TCP + 20 + len)));
+	memcpy(t + 16, &c, 2);
+	return n;
+}
+
+/* With gateway.offload, consecutive segments of one batch reach the TUN as one. */
+static void test_batch_coalesced(void)
+{
+	static uint8_t in[2][1500], pkt[2][1600], raw[TUN_VNET_HDR_LEN + 4000];
+	struct virtio_net_hdr vh;
+	uint64_t rx = SITE("a", rx_packets), bytes = SITE("a", rx_bytes);
+	size_t n[2];
+	ssize_t got;
+
+	set_health(SHM_HEALTH_UP, SHM_HEALTH_UP, true);
+	drain();
+	CU_ASSERT_FATAL(w->offload);
+	for (int i = 0; i < 2; i++)
+		n[i] = gre(pkt[i], ROUTER_A, false, 0, GRE_PROTO_IPV4, in[i],
+			   tcp_data(in[i], 1000 + 1400 * (uint32_t)i, 1400));
+	worker_begin_batch(w);
+	rcu_read_lock();
+	for (int i = 0; i < 2; i++)
+		worker_handle_gre(w, pkt[i], n[i]);
+	worker_flush_tx(w);
+	rcu_read_unlock();
+	got = read(tun_peer, raw, sizeof(raw));
+	CU_ASSERT_EQUAL_FATAL(got, (ssize_t)(TUN_VNET_HDR_LEN + 40 + 2 * 1400));
+	memcpy(&vh, raw, sizeof(vh));
+	CU_ASSERT_EQUAL(vh.gso_type, VIRTIO_NET_HDR_GSO_TCPV4);
+	CU_ASSERT_EQUAL(vh.gso_size, 1400);
+	CU_ASSERT_EQUAL(read(tun_peer, raw, sizeof(raw)), -1);
+	/* Counted per packet as it arrived. */
+	CU_ASSERT_EQUAL(SITE("a", rx_packets), rx + 2);
+	CU_ASSERT_EQUAL(SITE("a", rx_bytes), bytes + 2 * 1440);
+}
+
 /* Every packet read ends in exactly one counter. */
 static void test_every_packet_counted(void)
 {
@@ -729,6 +787,7 @@ int main(void)
 	CU_add_test(s, "too big", test_too_big);
 	CU_add_test(s, "return path", test_return_path);
 	CU_add_test(s, "loop", test_loop);
+	CU_add_test(s, "a batch coalesced", test_batch_coalesced);
 	CU_add_test(s, "every packet counted", test_every_packet_counted);
 	/* Last: its TUN reads are not in the count above. */
 	CU_add_test(s, "frames to a resolved next hop", test_frames_to_next_hop);
