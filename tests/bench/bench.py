@@ -114,6 +114,10 @@ PROFILES = {
     "return-gso": ("udp-gso", 1, "return"),
 }
 SEARCHED = ("overload", "tcp-lossless")
+# A bulk TCP sender's segmentation offload puts a burst of one flow's
+# segments on the wire back to back (up to 64 KiB: 46 of 1400 bytes); the
+# TCP profiles send 16 in a row per flow, the 16 flows taking turns.
+TCP_BURST = 16
 SMOKE_PROFILES = ["udp64", "tcp", "return-udp64"]
 GSO_SEGMENT = 1372		# UDP payload: 1400-byte IP packets
 GSO_SEGMENTS = 47		# per gregen --udp-gso write
@@ -179,8 +183,28 @@ def grepop_counters(shm):
             "delivered": sum(s["rx_packets"] for s in sites), "drops": drops}
 
 
+# How delivered packets are counted on sink0 (--egress): "tso" lets a
+# coalesced packet cross whole, as to a NIC with segmentation offload, and
+# counts its segments in the sink's IP receive (which adds a GSO packet's
+# segment count to the ECN counters); "software" has the kernel segment it
+# before sink0, on the core under test, and counts sink0's TX packets.
+EGRESS = {"mode": "tso"}
+ECN_COUNTERS = ("InNoECTPkts", "InECT1Pkts", "InECT0Pkts", "InCEPkts")
+
+
+def sink_segments(lab):
+    """IPv4 packets the sink received, a GSO packet as its segments."""
+    lines = lab.run(SINK, ["cat", "/proc/net/netstat"]).splitlines()
+    for head, values in zip(lines[::2], lines[1::2]):
+        if head.startswith("IpExt:"):
+            row = dict(zip(head.split()[1:], (int(v) for v in values.split()[1:])))
+            return sum(row[k] for k in ECN_COUNTERS)
+    raise BenchError("no IpExt in the sink's /proc/net/netstat")
+
+
 def snapshot(lab, dut, shm):
     return {
+        "sink_segments": sink_segments(lab),
         "links": link_stats(lab, POP),
         "raw_drops": raw_drops(lab, POP),
         "cpu": proc_cpu(dut.popen.pid),
@@ -208,10 +232,18 @@ def build_lab(build, steer_ingress=False):
             # delivers on the sending core), and it is small; steering it
             # elsewhere cost an inter-processor interrupt per packet, which
             # in this VM took 10 % of the forwarder's time.
-            lab.run(POP, ["ip", "neigh", "replace", there, "lladdr", SINK_MAC, "dev", name,
+            if name == "sink0" and EGRESS["mode"] == "tso":
+                # As a NIC with TSO: a coalesced packet crosses whole and
+                # the sink's IP receive counts its segments (sink_segments).
+                lab.run(SINK, ["ip", "link", "set", f"eth{i}", "up"])
+                lladdr = mac_of(lab, SINK, f"eth{i}")
+            else:
+                lladdr = SINK_MAC
+            lab.run(POP, ["ip", "neigh", "replace", there, "lladdr", lladdr, "dev", name,
                           "nud", "permanent"])
             lab.run(POP, ["ip", "route", "add", net, "via", there, "dev", name])
-            segment_before_counting(lambda cmd: lab.run(POP, cmd), name)
+            if lladdr == SINK_MAC:
+                segment_before_counting(lambda cmd: lab.run(POP, cmd), name)
         # pop1's IP receive of what gregen sends runs on the generator's core
         # (veths receive on the sending core), unless STEER_INGRESS moves it
         # to the core under test, as a NIC interrupt there would: then an
@@ -378,6 +410,8 @@ def gregen(lab, profile, sites, seconds, count=None, direction="forward", rate=N
         cmd += ["--count", str(count)]
     if rate:
         cmd += ["--rate", str(int(rate))]
+    if profile in ("tcp", "imix-tcp"):
+        cmd += ["--burst", str(TCP_BURST)]
     out = lab.run(ns, cmd, timeout=seconds + 30)
     m = re.search(r"^gregen (.*)$", out, re.M)
     if not m:
@@ -400,6 +434,7 @@ def account(before, after, sent, direction, egress, per_write=1):
         "sent": sent["packets"],
         "arrived": delta(before, after, ingress, "rx_packets") * per_write,
         "delivered": delta(before, after, egress, "tx_packets"),
+        "delivered_skbs": delta(before, after, egress, "tx_packets"),
         "delivered_bytes": delta(before, after, egress, "tx_bytes"),
         "raw_socket_drops": after["raw_drops"] - before["raw_drops"],
         "tun_written": delta(before, after, TUN, "rx_packets"),
@@ -409,6 +444,8 @@ def account(before, after, sent, direction, egress, per_write=1):
         # The sink's backlog was full (veth counts that as its TX drop).
         "egress_drops": delta(before, after, egress, "tx_dropped"),
     }
+    if egress == "sink0" and EGRESS["mode"] == "tso":
+        acc["delivered"] = after["sink_segments"] - before["sink_segments"]
     acc["lost_before_pop"] = max(acc["sent"] - acc["arrived"], 0)
     # A TUN whose reader asked for offloads queues gregen's large writes
     # whole (it read fewer packets than left the egress): each one it
@@ -493,8 +530,12 @@ def measure(running, seconds, rate=None):
                   GSO_SEGMENTS if gen_profile == "udp-gso" else 1)
     busy = (after["core"][0] - before["core"][0]) / HZ
     delivered = max(acc["delivered"], 1)
-    # The dummy's TX bytes include the 14-byte Ethernet header it was given.
-    ip_bytes = acc["delivered_bytes"] - 14 * acc["delivered"]
+    # The veth's TX bytes include the 14-byte Ethernet header of each skb; a
+    # coalesced one carried the IP and TCP or UDP headers of its segments
+    # once (gregen's have no options: 40 or 28 bytes).
+    skbs = acc["delivered_skbs"]
+    l4_hdr = 40 if gen_profile in ("tcp", "imix-tcp") else 28
+    ip_bytes = acc["delivered_bytes"] - 14 * skbs + (acc["delivered"] - skbs) * l4_hdr
     return {
         "program": prog.name, "profile": name, "sites": sites, "direction": direction,
         "gen": sent, "seconds": sent["seconds"], "wall_seconds": wall, "rate": rate,
@@ -715,10 +756,12 @@ def print_table(summaries):
 
 def run(args):
     started = time.monotonic()
+    EGRESS["mode"] = args.egress
     lab = build_lab(args.build, args.steer_ingress)
     progs = [Grepop(lab, args.io, args.offload == "on"), Naive(lab)]
     result = {"machine": machine(), "seconds": args.seconds, "rounds": args.rounds,
               "steer_ingress": args.steer_ingress, "io": args.io, "offload": args.offload,
+              "egress": args.egress,
               "profiles": [], "summary": []}
     try:
         result["generator_max_pps"] = generator_max(lab, min(args.seconds, 2.0))
@@ -762,7 +805,7 @@ def run(args):
     for v in result["verdicts"]:
         log(f"target {v['profile']} {v['target']} measured={v['measured']} {v['verdict']}" +
             (f" ({v['note']})" if v["note"] else ""))
-    log(f"offload={args.offload} io={args.io}; took {result['wall_seconds']} s")
+    log(f"offload={args.offload} io={args.io} egress={args.egress}; took {result['wall_seconds']} s")
     with open(args.json, "w") as f:
         json.dump(result, f, indent=1)
     log(f"wrote {args.json}")
@@ -777,6 +820,10 @@ def main():
                     help="gatewayd's receive path (gateway.io)")
     ap.add_argument("--offload", choices=["on", "off"], default="on",
                     help="gatewayd's GSO/TSO with the TUN (gateway.offload)")
+    ap.add_argument("--egress", choices=["tso", "software"], default="tso",
+                    help="sink0 passes coalesced packets whole, as a NIC with TSO, and the "
+                    "sink counts their segments (default); or the kernel segments them "
+                    "before sink0, on the core under test")
     ap.add_argument("--seconds", type=float, help="per round (default 5, smoke 1)")
     ap.add_argument("--rounds", type=int, help="per program and profile (default 3, smoke 1)")
     ap.add_argument("--profiles", help="comma-separated: " + ",".join(PROFILES))

@@ -100,6 +100,7 @@ struct gen_opts {
 	bool plain;
 	enum gen_profile profile;
 	uint32_t sites, flows, udp_gso;
+	uint32_t burst;			/* packets of a flow in a row */
 	bool sendmmsg;
 	uint64_t count;
 	double seconds, rate;
@@ -183,12 +184,18 @@ static void inner_udp(uint8_t *ip, size_t total, struct in_addr src, struct in_a
 {
 	uint8_t *udp = ip + 20;
 
-	ip_header(ip, total, IPPROTO_UDP, src, dst, id, false);
+	uint32_t sum;
+
+	/* DF and a checksum, as a Linux sender's datagrams have them. */
+	ip_header(ip, total, IPPROTO_UDP, src, dst, id, true);
 	put16(udp, sport);
 	put16(udp + 2, 9);
 	put16(udp + 4, (uint16_t)(total - 20));
 	put16(udp + 6, 0);
 	memset(udp + 8, 0x5a, total - 28);
+	sum = sum16(ip + 12, 8, IPPROTO_UDP + (uint32_t)(total - 20));
+	sum = (uint16_t)~fold(sum16(udp, total - 20, sum));
+	put16(udp + 6, (uint16_t)(sum ? sum : 0xffff));
 }
 
 /* A TCP segment of TOTAL IP bytes: a SYN with MSS (TOTAL ignored), or
@@ -256,11 +263,17 @@ static size_t next_tcp(struct gen *g, uint32_t f, uint8_t *ip, struct in_addr sr
 	return len;
 }
 
+/* Packet K's flow: BURST packets of one flow, then the next one's. */
+static uint32_t flow_of(const struct gen_opts *o, uint64_t k)
+{
+	return (uint32_t)(k / o->burst % o->flows);
+}
+
 /* Write packet K's inner IPv4 packet at IP; returns its length. */
 static size_t build_inner(struct gen *g, uint64_t k, uint8_t *ip)
 {
 	const struct gen_opts *o = &g->o;
-	uint32_t f = (uint32_t)(k % o->flows), s = f % o->sites;
+	uint32_t f = flow_of(o, k), s = f % o->sites;
 	uint16_t sport = (uint16_t)(10000 + f / o->sites % 50000), id = (uint16_t)k;
 	struct in_addr site = addr_plus(o->site_base, s), inner = addr_plus(o->inner_base, s);
 	size_t len;
@@ -286,7 +299,7 @@ static void build_frame(struct gen *g, uint8_t *eth, unsigned i, uint64_t k)
 	const struct gen_opts *o = &g->o;
 	size_t outer = o->plain ? 0 : OUTER_LEN;
 	size_t inner = build_inner(g, k, eth + ETH_LEN + outer);
-	uint32_t s = (uint32_t)(k % o->flows) % o->sites;
+	uint32_t s = flow_of(o, k) % o->sites;
 
 	memcpy(eth, o->dst_mac, 6);
 	memcpy(eth + 6, g->src_mac, 6);
@@ -503,6 +516,8 @@ static void usage(FILE *out)
 		"                    (default udp64)\n"
 		"  --sites N         distinct outer source IPs (default 1)\n"
 		"  --flows N         flows, at least one per site (default 16)\n"
+		"  --burst N         packets of one flow in a row before the next flow's,\n"
+		"                    as a sender's segmentation offload emits them (default 1)\n"
 		"  --site-base IP    first site's outer source IP (default 172.16.0.1)\n"
 		"  --inner-base IP   first site's inner source IP (default 10.1.0.2)\n"
 		"  --inner-dst IP    inner destination (default 203.0.113.1)\n"
@@ -553,6 +568,7 @@ static bool parse_opt(struct gen_opts *o, int c, const char *v)
 	case 'P': o->plain = true; return parse_addr(v, &o->plain_src);
 	case 's': o->sites = (uint32_t)strtoul(v, &end, 10); break;
 	case 'f': o->flows = (uint32_t)strtoul(v, &end, 10); break;
+	case 'u': o->burst = (uint32_t)strtoul(v, &end, 10); break;
 	case 'c': o->count = strtoull(v, &end, 10); break;
 	case 'S': o->seconds = strtod(v, &end); break;
 	case 'r': o->rate = strtod(v, &end); break;
@@ -571,6 +587,7 @@ static int parse_args(struct gen_opts *o, int argc, char **argv)
 		{ "ifname", 1, NULL, 'i' }, { "dst-mac", 1, NULL, 'm' },
 		{ "gateway", 1, NULL, 'g' }, { "profile", 1, NULL, 'p' },
 		{ "sites", 1, NULL, 's' }, { "flows", 1, NULL, 'f' },
+		{ "burst", 1, NULL, 'u' },
 		{ "site-base", 1, NULL, 'b' }, { "inner-base", 1, NULL, 'B' },
 		{ "inner-dst", 1, NULL, 'd' }, { "plain", 1, NULL, 'P' },
 		{ "count", 1, NULL, 'c' }, { "seconds", 1, NULL, 'S' },
@@ -580,7 +597,8 @@ static int parse_args(struct gen_opts *o, int argc, char **argv)
 	};
 	int c;
 
-	*o = (struct gen_opts){ .sites = 1, .flows = 16, .count = UINT64_MAX, .seconds = 5 };
+	*o = (struct gen_opts){ .sites = 1, .flows = 16, .burst = 1, .count = UINT64_MAX,
+				.seconds = 5 };
 	parse_addr("172.16.0.1", &o->site_base);
 	parse_addr("10.1.0.2", &o->inner_base);
 	parse_addr("203.0.113.1", &o->inner_dst);
@@ -595,7 +613,7 @@ static int parse_args(struct gen_opts *o, int argc, char **argv)
 		}
 	}
 	if (!o->ifname[0] || !o->have_mac || (!o->gateway.s_addr && !o->plain) ||
-	    o->sites == 0 || o->seconds <= 0 || optind != argc || o->rate < 0 ||
+	    o->sites == 0 || o->burst == 0 || o->seconds <= 0 || optind != argc || o->rate < 0 ||
 	    (o->udp_gso && (!o->plain || o->udp_gso < 64 || o->udp_gso > GSO_SEGMENT_MAX)) ||
 	    (o->plain && (o->profile == P_TCP || o->profile == P_IMIX_TCP ||
 			  o->profile == P_KEEPALIVE))) {

@@ -120,6 +120,20 @@ def test_udp_sizes(capture, tx):
         pkts = decode(capture("--profile", profile, "--count", "2", "--tx", tx))
         assert [len(bytes(i)) for _, i in pkts] == [size, size]
         assert all(o.len == size + 24 for o, _ in pkts)
+        # As a Linux sender's: DF set and a UDP checksum (what coalescing needs).
+        from scapy.all import UDP
+        assert all(i.flags == "DF" and i[UDP].chksum != 0 and checksum_ok(i, UDP)
+                   for _, i in pkts)
+
+
+def test_burst_sends_a_flows_packets_in_a_row(capture):
+    from scapy.all import TCP
+    pkts = decode(capture("--profile", "tcp", "--flows", "2", "--burst", "3", "--count", "9"))
+    ports = [i[TCP].sport for _, i in pkts]
+    assert ports[0:3] == [ports[0]] * 3 and ports[3:6] == [ports[3]] * 3
+    assert ports[0] != ports[3] and ports[6:9] == [ports[0]] * 3
+    seqs = [i[TCP].seq for _, i in pkts[0:3]]
+    assert seqs[2] > seqs[1] > seqs[0]
 
 
 def test_the_ring_sends_more_than_it_holds(capture):
