@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "gatewayd/control.h"
+#include "gatewayd/l2.h"
 #include "gatewayd/nft.h"
 #include "lib/log.h"
 #include "lib/timeutil.h"
@@ -77,6 +78,8 @@ int gw_sites_replace(struct gw *gw, struct sites *next, bool persist, char err[C
 		snprintf(err, CONF_ERR_MAX, "cannot apply sites: %s", strerror(-r));
 		return r;
 	}
+	/* io = ring: new sites' next hops now; what remains at the next ticks. */
+	l2_refresh_unresolved(gw, L2_REFRESH_PER_TICK);
 	r = sync_nft(gw, next);
 	if (r < 0)
 		log_warning("nftables: cannot update the set of site source IPs: %s (GRE from "

@@ -17,6 +17,7 @@
 #ifndef GATEWAYD_GATEWAY_H
 #define GATEWAYD_GATEWAY_H
 
+#include <linux/if_packet.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <urcu.h>
@@ -25,6 +26,7 @@
 
 #include "gatewayd/gro.h"
 #include "gatewayd/gso.h"
+#include "gatewayd/l2.h"
 #include "gatewayd/packet.h"
 #include "gatewayd/rcu_tsan.h"
 #include "lib/conf.h"
@@ -127,6 +129,7 @@ struct gw_worker {
 		unsigned next;		/* the block to look at next */
 	} ring;
 	int tx_fd;			/* raw IPPROTO_RAW for what we send */
+	int pk_fd;			/* io = ring: AF_PACKET for whole frames, or -1 */
 	int tun_fd[CONF_MAX_TENANTS];
 	int epoll_fd;
 
@@ -139,8 +142,21 @@ struct gw_worker {
 	struct mmsghdr rx_msg[GW_BATCH];
 	struct iovec rx_iov[GW_BATCH];
 	uint8_t (*rx_buf)[GW_BUF_SIZE];
-	struct mmsghdr tx_msg[GW_BATCH];
-	struct iovec tx_iov[GW_BATCH][2];
+	/*
+	 * Slot i of the batch: its Ethernet header, headers and payload
+	 * (tx_iov[i]; the raw socket sends from tx_iov[i] + 1) and what it
+	 * counts. The slots go to one of two lists of messages: through the
+	 * packet socket when the site's next-hop MAC is known, else raw.
+	 */
+	struct mmsghdr tx_msg[GW_BATCH];	/* raw */
+	uint8_t tx_raw_slot[GW_BATCH];
+	unsigned tx_raw_n;
+	struct mmsghdr pk_msg[GW_BATCH];	/* packet socket */
+	uint8_t tx_pk_slot[GW_BATCH];
+	unsigned tx_pk_n;
+	uint8_t tx_eth[GW_BATCH][16];		/* 14 used */
+	struct sockaddr_ll tx_ll[GW_BATCH];	/* the interface a frame leaves by */
+	struct iovec tx_iov[GW_BATCH][3];
 	struct sockaddr_in tx_addr[GW_BATCH];
 	uint8_t tx_hdr[GW_BATCH][GW_TX_HDR_MAX];
 	uint8_t (*tx_buf)[GW_BUF_SIZE];	/* errors we build (ICMP) */
@@ -200,6 +216,14 @@ struct gw {
 					 * reload stores it, workers load it (relaxed) */
 	struct events *events;		/* to statsd; control thread only */
 	struct gw_local_addrs *local;	/* RCU: this host's own addresses */
+	/*
+	 * io = ring: the next-hop word of each slot (l2.h), stored by the
+	 * control thread with release, loaded by workers with acquire, and the
+	 * resolver whose interface table the words name; NULL otherwise.
+	 */
+	uint64_t *l2_words;
+	struct l2_resolver *l2;		/* control thread, but for its interfaces */
+	uint32_t l2_cursor;		/* the rolling refresh's next slot */
 };
 
 /* sitetab.c: the RCU tables. */

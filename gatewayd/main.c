@@ -29,6 +29,7 @@
 #include <zmq.h>
 
 #include "gatewayd/control.h"
+#include "gatewayd/l2.h"
 #include "gatewayd/netlink.h"
 #include "gatewayd/nft.h"
 #include "gatewayd/tun.h"
@@ -451,6 +452,8 @@ static void periodic(struct gatewayd *d)
 	}
 	if (local_addrs_refresh(gw) < 0)
 		log_warning("cannot read this host's addresses: %m (keeping the last ones)");
+	l2_refresh_unresolved(gw, L2_REFRESH_PER_TICK);
+	l2_refresh_tick(gw, L2_REFRESH_PER_TICK);
 	check_health_heartbeat(d, now);	/* first: the auth failure lines name the health */
 	established = scan_sites(d, now);
 	if (workers_alive(gw, now))
@@ -518,6 +521,19 @@ static void run(struct gatewayd *d)
 	}
 }
 
+/* io = ring sends through a packet socket, to next hops the control thread resolves. */
+static void open_next_hops(struct gw *gw)
+{
+	int r;
+
+	if (gw->conf.io != CONF_IO_RING)
+		return;
+	r = l2_gw_open(gw);
+	if (r < 0)
+		log_warning("cannot resolve next hops: %s (sending through the raw socket only)",
+			    strerror(-r));
+}
+
 static void load_sites(struct gatewayd *d, const char *sites_path)
 {
 	struct gw *gw = &d->gw;
@@ -550,6 +566,7 @@ static void shutdown_gateway(struct gatewayd *d)
 	for (unsigned i = 0; i < gw->n_workers; i++)
 		worker_teardown(&gw->workers[i]);
 	free(gw->workers);
+	l2_gw_close(gw);
 	events_close(gw->events);
 	zmq_close(d->ctl);
 	zmq_ctx_term(d->zmq);
@@ -587,6 +604,7 @@ int main(int argc, char **argv)
 		fatal("nftables: cannot create table ip grepop: %s", nft_last_error());
 	d.nft_ready = true;
 	d.gw.events = events_open(&d.gw.conf);
+	open_next_hops(&d.gw);
 	load_sites(&d, opts.sites_path);
 	setup_tenants(&d);
 	if (local_addrs_refresh(&d.gw) < 0)

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "gatewayd/gateway.h"
+#include "gatewayd/l2.h"
 #include "gatewayd/tun.h"
 #include "lib/timeutil.h"
 
@@ -95,36 +96,64 @@ static inline bool site_served(const struct gw_worker *w, const struct gw_site *
 }
 
 /*
- * Queue PAYLOAD (with HDR_LEN bytes of w->tx_hdr[slot] before it) for DST;
- * BYTES of it are the inner packet, as counted once sent.
+ * io = ring: write slot I's Ethernet header and interface when SITE's next
+ * hop is known for DST, so the slot goes out through the packet socket.
  */
-static void tx_push(struct gw_worker *w, struct in_addr dst, size_t hdr_len, const void *payload,
-		    size_t len, size_t bytes, struct shm_site_lane *lane, enum gw_tx_kind kind)
+static inline bool tx_frame(struct gw_worker *w, const struct gw_site *site, struct in_addr dst,
+			    unsigned i)
+{
+	uint64_t word;
+	int ifindex;
+
+	if (w->pk_fd < 0 || !w->gw->l2_words)
+		return false;
+	word = __atomic_load_n(&w->gw->l2_words[site->slot], __ATOMIC_ACQUIRE);
+	if (!l2_frame_header(word, dst, w->gw->l2->iface, w->tx_eth[i], &ifindex))
+		return false;
+	w->tx_ll[i] = (struct sockaddr_ll){ .sll_family = AF_PACKET, .sll_ifindex = ifindex,
+					    .sll_protocol = htons(ETH_P_IP),
+					    .sll_halen = ETH_ALEN };
+	return true;
+}
+
+/*
+ * Queue PAYLOAD (with HDR_LEN bytes of w->tx_hdr[slot] before it) for DST
+ * behind SITE; BYTES of it are the inner packet, as counted once sent.
+ */
+static void tx_push(struct gw_worker *w, const struct gw_site *site, struct in_addr dst,
+		    size_t hdr_len, const void *payload, size_t len, size_t bytes,
+		    enum gw_tx_kind kind)
 {
 	unsigned i = w->tx_count;
-	struct msghdr *mh = &w->tx_msg[i].msg_hdr;
+	struct msghdr *mh;
 
-	w->tx_addr[i].sin_family = AF_INET;
-	w->tx_addr[i].sin_addr = dst;
-	w->tx_iov[i][0].iov_base = w->tx_hdr[i];
-	w->tx_iov[i][0].iov_len = hdr_len;
-	w->tx_iov[i][1].iov_base = (void *)payload;
-	w->tx_iov[i][1].iov_len = len;
-	memset(mh, 0, sizeof(*mh));
-	mh->msg_name = &w->tx_addr[i];
-	mh->msg_namelen = sizeof(w->tx_addr[i]);
-	mh->msg_iov = w->tx_iov[i];
-	mh->msg_iovlen = 2;
-	w->tx_meta[i] = (struct gw_tx){ lane, (uint8_t)kind, (uint32_t)bytes };
+	w->tx_iov[i][0] = (struct iovec){ w->tx_eth[i], ETH_HLEN };
+	w->tx_iov[i][1] = (struct iovec){ w->tx_hdr[i], hdr_len };
+	w->tx_iov[i][2] = (struct iovec){ (void *)payload, len };
+	if (tx_frame(w, site, dst, i)) {
+		w->tx_pk_slot[w->tx_pk_n] = (uint8_t)i;
+		mh = &w->pk_msg[w->tx_pk_n++].msg_hdr;
+		*mh = (struct msghdr){ .msg_name = &w->tx_ll[i],
+				       .msg_namelen = sizeof(w->tx_ll[i]),
+				       .msg_iov = w->tx_iov[i], .msg_iovlen = 3 };
+	} else {
+		w->tx_addr[i] = (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr = dst };
+		w->tx_raw_slot[w->tx_raw_n] = (uint8_t)i;
+		mh = &w->tx_msg[w->tx_raw_n++].msg_hdr;
+		*mh = (struct msghdr){ .msg_name = &w->tx_addr[i],
+				       .msg_namelen = sizeof(w->tx_addr[i]),
+				       .msg_iov = w->tx_iov[i] + 1, .msg_iovlen = 2 };
+	}
+	w->tx_meta[i] = (struct gw_tx){ site_lane(w, site), (uint8_t)kind, (uint32_t)bytes };
 	if (++w->tx_count == GW_BATCH)
 		worker_flush_tx(w);
 }
 
 /* Queue PAYLOAD (with HDR_LEN bytes of w->tx_hdr[slot] before it) for DST. */
-static void tx_queue(struct gw_worker *w, struct in_addr dst, size_t hdr_len, const void *payload,
-		     size_t len, struct shm_site_lane *lane, enum gw_tx_kind kind)
+static void tx_queue(struct gw_worker *w, const struct gw_site *site, struct in_addr dst,
+		     size_t hdr_len, const void *payload, size_t len, enum gw_tx_kind kind)
 {
-	tx_push(w, dst, hdr_len, payload, len, len, lane, kind);
+	tx_push(w, site, dst, hdr_len, payload, len, len, kind);
 }
 
 static void tx_account(struct gw_worker *w, const struct gw_tx *tx, bool sent)
@@ -152,27 +181,34 @@ static void tx_account(struct gw_worker *w, const struct gw_tx *tx, bool sent)
 	}
 }
 
-void worker_flush_tx(struct gw_worker *w)
+/* Send COUNT messages of MSG through FD; SLOT[k] is message k's batch slot. */
+static void tx_send(struct gw_worker *w, int fd, struct mmsghdr *msg, const uint8_t *slot,
+		    unsigned count)
 {
 	unsigned done = 0;
 
-	if (w->gro)
-		gro_flush(w->gro);
-
-	while (done < w->tx_count) {
-		int n = sendmmsg(w->tx_fd, &w->tx_msg[done], w->tx_count - done, MSG_DONTWAIT);
+	while (done < count) {
+		int n = sendmmsg(fd, &msg[done], count - done, MSG_DONTWAIT);
 
 		if (n <= 0) {
 			/* The kernel refused the first one: count it, go on with the rest. */
-			tx_account(w, &w->tx_meta[done], false);
+			tx_account(w, &w->tx_meta[slot[done]], false);
 			done++;
 			continue;
 		}
 		for (int i = 0; i < n; i++)
-			tx_account(w, &w->tx_meta[done + i], true);
+			tx_account(w, &w->tx_meta[slot[done + i]], true);
 		done += n;
 	}
-	w->tx_count = 0;
+}
+
+void worker_flush_tx(struct gw_worker *w)
+{
+	if (w->gro)
+		gro_flush(w->gro);
+	tx_send(w, w->pk_fd, w->pk_msg, w->tx_pk_slot, w->tx_pk_n);
+	tx_send(w, w->tx_fd, w->tx_msg, w->tx_raw_slot, w->tx_raw_n);
+	w->tx_count = w->tx_pk_n = w->tx_raw_n = 0;
 }
 
 /* Encapsulate an inner packet of PROTO toward SITE. */
@@ -183,7 +219,7 @@ static void tx_encapsulate(struct gw_worker *w, const struct gw_site *site, uint
 					  site->conf.source_ip, site->conf.has_key,
 					  site->conf.key, proto, len, w->ip_id++);
 
-	tx_queue(w, site->conf.source_ip, hdr_len, inner, len, site_lane(w, site), kind);
+	tx_queue(w, site, site->conf.source_ip, hdr_len, inner, len, kind);
 }
 
 /* The address our ICMP errors come from. */
@@ -266,7 +302,7 @@ static void handle_keepalive(struct gw_worker *w, const struct gw_site *site, co
 	if (!keepalive_arrived(w, site))
 		return;
 	/* The inner packet is a whole IPv4 packet to the router: send it as is. */
-	tx_queue(w, info->dst.v4, 0, inner, info->ip_len, site_lane(w, site), GW_TX_KEEPALIVE);
+	tx_queue(w, site, info->dst.v4, 0, inner, info->ip_len, GW_TX_KEEPALIVE);
 }
 
 static void handle_probe(struct gw_worker *w, const struct gw_site *site, uint8_t *inner,
@@ -546,8 +582,8 @@ static void tun_send_segments(struct gw_worker *w, const struct gw_site *site,
 		gre_len = gre_build_header(hdr, w->gw->conf.gateway_ip, sc->source_ip, sc->has_key,
 					   sc->key, proto, seg_len, w->ip_id++);
 		inner_hdr = gso_build_segment(gp, k, hdr + gre_len, &payload);
-		tx_push(w, sc->source_ip, gre_len + inner_hdr, payload, seg_len - inner_hdr,
-			seg_len, site_lane(w, site), GW_TX_DATA);
+		tx_push(w, site, sc->source_ip, gre_len + inner_hdr, payload,
+			seg_len - inner_hdr, seg_len, GW_TX_DATA);
 	}
 }
 
@@ -837,6 +873,30 @@ static int open_tx_socket(void)
 	return fd;
 }
 
+/*
+ * io = ring: an AF_PACKET socket that sends whole frames, on the interface
+ * each one names, past the qdisc, so a packet costs the driver's transmit and
+ * not ip_local_out, netfilter, routing and the neighbour layer. It binds
+ * to no protocol, so it receives nothing.
+ */
+static int open_packet_tx(void)
+{
+	int one = 1, size = 4 << 20;
+	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	return fd;
+}
+
 static int epoll_watch(int epfd, int fd, uint32_t tag)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = tag };
@@ -854,7 +914,7 @@ int worker_setup(struct gw *gw, struct gw_worker *w, unsigned index)
 
 	w->gw = gw;
 	w->index = index;
-	w->gre_fd = w->tx_fd = w->epoll_fd = -1;
+	w->gre_fd = w->tx_fd = w->pk_fd = w->epoll_fd = -1;
 	w->rx_buf = aligned_alloc(64, sizeof(*w->rx_buf) * GW_BATCH);
 	w->tx_buf = aligned_alloc(64, sizeof(*w->tx_buf) * GW_BATCH);
 	w->tun_arena = malloc(GW_TUN_ARENA);
@@ -877,6 +937,11 @@ int worker_setup(struct gw *gw, struct gw_worker *w, unsigned index)
 	w->tx_fd = open_tx_socket();
 	if (w->tx_fd < 0)
 		return w->tx_fd;
+	if (gw->l2) {
+		w->pk_fd = open_packet_tx();
+		if (w->pk_fd < 0)
+			return w->pk_fd;
+	}
 	w->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (w->epoll_fd < 0)
 		return -errno;
@@ -908,6 +973,8 @@ void worker_teardown(struct gw_worker *w)
 		close(w->gre_fd);
 	if (w->tx_fd >= 0)
 		close(w->tx_fd);
+	if (w->pk_fd >= 0)
+		close(w->pk_fd);
 	if (w->epoll_fd >= 0)
 		close(w->epoll_fd);
 	free(w->rx_buf);

@@ -111,7 +111,7 @@ void fixture_worker_init(struct gw *gw, struct gw_worker *w)
 {
 	w->gw = gw;
 	w->index = 0;
-	w->gre_fd = w->epoll_fd = -1;
+	w->gre_fd = w->pk_fd = w->epoll_fd = -1;
 	w->rx_buf = aligned_alloc(64, sizeof(*w->rx_buf) * GW_BATCH);
 	w->tx_buf = aligned_alloc(64, sizeof(*w->tx_buf) * GW_BATCH);
 	if (!w->rx_buf || !w->tx_buf || endpoint_pool_init(w) < 0)

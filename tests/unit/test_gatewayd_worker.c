@@ -19,6 +19,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
 
 #include "gatewayd/gateway.h"
 #include "gatewayd/tun.h"
@@ -575,6 +578,93 @@ static void test_return_path(void)
 	CU_ASSERT_EQUAL(sent_read(out), -1);
 }
 
+static struct gw_site *site_named(const char *name)
+{
+	for (uint32_t s = 0; s < gw.shm.hdr->site_capacity; s++)
+		if (gw.by_slot[s] && strcmp(gw.by_slot[s]->conf.name, name) == 0)
+			return gw.by_slot[s];
+	CU_FAIL("no such site");
+	return NULL;
+}
+
+/*
+ * The next IPv4 GRE frame on the capture side of the veth, or -1 within
+ * 200 ms; the link's own chatter (IPv6 solicitations) is skipped.
+ */
+static ssize_t frame_read(int fd, uint8_t *buf)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	for (int i = 0; i < 32 && poll(&pfd, 1, 200) > 0; i++) {
+		ssize_t n = recv(fd, buf, GW_BUF_SIZE, 0);
+
+		if (n >= 34 && buf[12] == 0x08 && buf[13] == 0x00 && buf[14 + 9] == IPPROTO_GRE)
+			return n;
+	}
+	return -1;
+}
+
+/*
+ * io = ring's send path: with a next hop published for site b's slot the
+ * reply leaves as a frame through the packet socket on that interface;
+ * a word resolved for another address sends it raw, as before.
+ */
+static void test_frames_to_next_hop(void)
+{
+	static const uint8_t hop_mac[6] = { 2, 0, 0, 0, 0, 0xb };
+	static const uint8_t own_mac[6] = { 2, 0, 0, 0, 0, 0xa };
+	uint8_t in[256], out[GW_BUF_SIZE];
+	struct gw_site *b = site_named("b");
+	uint64_t sent = SITE("b", tx_packets);
+	int tap;
+	size_t n;
+
+	CU_ASSERT_EQUAL_FATAL(run_cmd("ip link add pk0 type veth peer name pk1 && "
+				      "ip link set pk0 up && ip link set pk1 up"), 0);
+	tap = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, htons(ETH_P_ALL));
+	CU_ASSERT_FATAL(tap >= 0 && b);
+	CU_ASSERT_FATAL(bind(tap, (struct sockaddr *)&(struct sockaddr_ll){
+		.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
+		.sll_ifindex = (int)if_nametoindex("pk1") }, sizeof(struct sockaddr_ll)) == 0);
+	gw.l2 = calloc(1, sizeof(*gw.l2));
+	gw.l2_words = calloc(gw.shm.hdr->site_capacity, sizeof(*gw.l2_words));
+	gw.l2->iface[3] = (struct l2_iface){ (int)if_nametoindex("pk0"), { 0 } };
+	memcpy(gw.l2->iface[3].mac, own_mac, 6);
+	w->pk_fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, 0);
+	CU_ASSERT_FATAL(w->pk_fd >= 0);
+	set_health(SHM_HEALTH_UP, SHM_HEALTH_UP, true);
+	drain();
+
+	gw.l2_words[b->slot] = l2_word_encode(hop_mac, 3, ip(ROUTER_B));
+	n = udp(in, "198.19.0.2", "10.3.0.2", 4000, 20);
+	from_tun(in, n);
+	CU_ASSERT_EQUAL(frame_read(tap, out), (ssize_t)(14 + 20 + 8 + n));
+	CU_ASSERT(memcmp(out, hop_mac, 6) == 0);
+	CU_ASSERT(memcmp(out + 6, own_mac, 6) == 0);
+	CU_ASSERT(out[12] == 0x08 && out[13] == 0x00);
+	CU_ASSERT(memcmp(out + 14 + 16, &(struct in_addr){ ip(ROUTER_B).s_addr }, 4) == 0);
+	CU_ASSERT_EQUAL(out[14 + 20 + 7], 42);			/* site b's key */
+	CU_ASSERT(memcmp(out + 14 + 28, in, n) == 0);
+	CU_ASSERT_EQUAL(sent_read(out), -1);			/* not raw too */
+	CU_ASSERT_EQUAL(SITE("b", tx_packets), sent + 1);
+
+	/* A word another site left in the slot: raw, no frame. */
+	gw.l2_words[b->slot] = l2_word_encode(hop_mac, 3, ip(ROUTER_A));
+	from_tun(in, n);
+	CU_ASSERT_EQUAL(sent_read(out), (ssize_t)(20 + 8 + n));
+	CU_ASSERT_EQUAL(frame_read(tap, out), -1);
+	CU_ASSERT_EQUAL(SITE("b", tx_packets), sent + 2);
+
+	close(w->pk_fd);
+	w->pk_fd = -1;
+	close(tap);
+	free(gw.l2_words);
+	free(gw.l2);
+	gw.l2_words = NULL;
+	gw.l2 = NULL;
+	run_cmd("ip link del pk0");
+}
+
 /* Inner packets to the POP itself: its gateway and probe IPs, its loopback. */
 static void test_loop(void)
 {
@@ -805,6 +895,8 @@ int main(void)
 	CU_add_test(s, "a batch coalesced", test_batch_coalesced);
 	CU_add_test(s, "endpoint moved, aged, learned again", test_endpoint_moved_and_aged);
 	CU_add_test(s, "every packet counted", test_every_packet_counted);
+	/* Last: its TUN reads are not in the count above. */
+	CU_add_test(s, "frames to a resolved next hop", test_frames_to_next_hop);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	failed = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
