@@ -633,7 +633,12 @@ static void test_frames_to_next_hop(void)
 	w->pk_fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, 0);
 	CU_ASSERT_FATAL(w->pk_fd >= 0);
 	set_health(SHM_HEALTH_UP, SHM_HEALTH_UP, true);
+	/* Site b's endpoint 10.3.0.2 again: the aging test removed it. */
+	n = gre(out, ROUTER_B, true, 42, GRE_PROTO_IPV4, in,
+		tcp_syn(in, "10.3.0.2", "198.19.0.2", 443, 1460));
+	receive(out, n);
 	drain();
+	sent = SITE("b", tx_packets);
 
 	gw.l2_words[b->slot] = l2_word_encode(hop_mac, 3, ip(ROUTER_B));
 	n = udp(in, "198.19.0.2", "10.3.0.2", 4000, 20);
