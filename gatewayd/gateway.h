@@ -80,13 +80,16 @@ struct gw_endpoint {
 	struct cds_lfht_node node;	/* in gw.endpoints */
 	uint8_t tenant;
 	uint8_t family;
-	/* Written by any worker with relaxed stores, read by all. */
-	uint32_t slot;
 	union {
 		struct in_addr v4;
 		struct in6_addr v6;
 	} addr;
-	uint64_t generation;
+	/*
+	 * Written by any worker with relaxed stores, read by all. The site
+	 * is one word, slot and generation (sitetab.c: site_ref), so a
+	 * reader never pairs one site's slot with another's generation.
+	 */
+	uint64_t site_ref;
 	uint64_t last_seen_ns;
 	/* Cold: only when the endpoint is freed and its node given back. */
 	struct rcu_head rcu __attribute__((aligned(SHM_CACHELINE)));
@@ -236,9 +239,6 @@ struct gw {
  */
 struct gw_site *sitetab_lookup(struct gw *gw, struct in_addr source, bool has_key, uint32_t key,
 			       struct gw_site **key_mismatch);
-
-/* The site in SLOT if it still has GENERATION; RCU read lock held. */
-struct gw_site *sitetab_by_slot(struct gw *gw, uint32_t slot, uint64_t generation);
 
 /*
  * Make the tables and shared memory match SITES (control thread only):

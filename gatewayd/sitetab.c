@@ -73,17 +73,30 @@ struct gw_site *sitetab_lookup(struct gw *gw, struct in_addr source, bool has_ke
 	return NULL;
 }
 
-struct gw_site *sitetab_by_slot(struct gw *gw, uint32_t slot, uint64_t generation)
+/*
+ * A site as an endpoint names it, in one word: the slot in the low 20 bits
+ * (gateway.max_sites is at most 1,000,000) and the low 44 bits of the
+ * slot's generation above it, which a slot would need 2^44 reuses to wrap.
+ */
+#define REF_SLOT_BITS	20
+#define REF_SLOT_MASK	((1ull << REF_SLOT_BITS) - 1)
+
+static uint64_t site_ref(const struct gw_site *site)
 {
+	return site->generation << REF_SLOT_BITS | site->slot;
+}
+
+/* The site REF names, if its slot still holds that generation. */
+static struct gw_site *site_by_ref(struct gw *gw, uint64_t ref)
+{
+	uint32_t slot = (uint32_t)(ref & REF_SLOT_MASK);
 	struct gw_site *site;
 
 	if (slot >= gw->shm.hdr->site_capacity)
 		return NULL;
 	site = rcu_dereference(gw->by_slot[slot]);
 	tsan_found(site);
-	if (!site || site->generation != generation)
-		return NULL;
-	return site;
+	return site && site_ref(site) == ref ? site : NULL;
 }
 
 /* The smallest power of two >= N, at least 1024. */
@@ -453,8 +466,7 @@ struct gw_site *endpoint_lookup(struct gw *gw, uint8_t tenant, int family, const
 	if (!node)
 		return NULL;
 	ep = caa_container_of(node, struct gw_endpoint, node);
-	return sitetab_by_slot(gw, __atomic_load_n(&ep->slot, __ATOMIC_RELAXED),
-			       __atomic_load_n(&ep->generation, __ATOMIC_RELAXED));
+	return site_by_ref(gw, __atomic_load_n(&ep->site_ref, __ATOMIC_RELAXED));
 }
 
 /*
@@ -522,11 +534,10 @@ static void endpoint_refresh(struct gw_worker *w, struct gw_endpoint *ep,
 			     const struct gw_site *site)
 {
 	/* Touch shared lines only when something changed or a second passed. */
-	if (__atomic_load_n(&ep->slot, __ATOMIC_RELAXED) != site->slot ||
-	    __atomic_load_n(&ep->generation, __ATOMIC_RELAXED) != site->generation) {
-		__atomic_store_n(&ep->slot, site->slot, __ATOMIC_RELAXED);
-		__atomic_store_n(&ep->generation, site->generation, __ATOMIC_RELAXED);
-	}
+	uint64_t ref = site_ref(site);
+
+	if (__atomic_load_n(&ep->site_ref, __ATOMIC_RELAXED) != ref)
+		__atomic_store_n(&ep->site_ref, ref, __ATOMIC_RELAXED);
 	if (w->now_ns - __atomic_load_n(&ep->last_seen_ns, __ATOMIC_RELAXED) > NSEC_PER_SEC)
 		__atomic_store_n(&ep->last_seen_ns, w->now_ns, __ATOMIC_RELAXED);
 }
@@ -561,8 +572,7 @@ void endpoint_learn(struct gw_worker *w, uint8_t tenant, int family, const void 
 	ep->family = (uint8_t)family;
 	memset(&ep->addr, 0, sizeof(ep->addr));
 	memcpy(&ep->addr, addr, family == AF_INET ? 4 : 16);
-	ep->slot = site->slot;
-	ep->generation = site->generation;
+	ep->site_ref = site_ref(site);
 	ep->last_seen_ns = w->now_ns;
 	cds_lfht_node_init(&ep->node);
 	tsan_publish(ep);
@@ -602,8 +612,7 @@ unsigned endpoint_age(struct gw *gw, uint64_t now_ns, uint64_t idle_ns)
 		seen = __atomic_load_n(&ep->last_seen_ns, __ATOMIC_RELAXED);
 		idle = now_ns > seen && now_ns - seen > idle_ns;
 
-		if (!idle && sitetab_by_slot(gw, __atomic_load_n(&ep->slot, __ATOMIC_RELAXED),
-					     __atomic_load_n(&ep->generation, __ATOMIC_RELAXED)))
+		if (!idle && site_by_ref(gw, __atomic_load_n(&ep->site_ref, __ATOMIC_RELAXED)))
 			continue;
 		if (cds_lfht_del(gw->endpoints, &ep->node) == 0) {
 			call_rcu(&ep->rcu, endpoint_free_rcu);

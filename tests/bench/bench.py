@@ -805,7 +805,8 @@ def run(args):
     for v in result["verdicts"]:
         log(f"target {v['profile']} {v['target']} measured={v['measured']} {v['verdict']}" +
             (f" ({v['note']})" if v["note"] else ""))
-    log(f"offload={args.offload} io={args.io} egress={args.egress}; took {result['wall_seconds']} s")
+    log(f"offload={args.offload} io={args.io} egress={args.egress}; "
+        f"took {result['wall_seconds']} s")
     with open(args.json, "w") as f:
         json.dump(result, f, indent=1)
     log(f"wrote {args.json}")
