@@ -109,8 +109,8 @@ struct gw_rx {
 	size_t len;
 	int reason;			/* gre_parse's drop reason, or 0 */
 	struct gre_packet g;
-	struct gw_site *site;		/* the tunnel's site, or NULL and... */
-	struct gw_site *other;		/* ...the source IP's site when only the key differs */
+	struct gw_site *site;		/* the tunnel's site, or NULL */
+	struct gw_site *other;		/* no site: the source's, if only the key differs */
 };
 
 enum gw_tx_kind {

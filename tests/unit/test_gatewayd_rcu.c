@@ -113,7 +113,8 @@ static void reader_step(struct gw_worker *w, struct reader_stats *st, unsigned i
 	if (n % 8 == 0)
 		inner.s_addr = htonl(0x0aff0000u | i);
 	else
-		inner.s_addr = htonl(0x0a000000u | (uint32_t)w->index << 22 | (n & 0x1ffff) << 5 | i);
+		inner.s_addr = htonl(0x0a000000u | (uint32_t)w->index << 22 |
+				     (n & 0x1ffff) << 5 | i);
 	rcu_read_lock();
 	st->lookups++;
 	site = sitetab_lookup(w->gw, source, has_key, key, &other);
