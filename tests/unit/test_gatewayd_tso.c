@@ -24,6 +24,7 @@
 #include "gatewayd/gateway.h"
 #include "gatewayd/gso.h"
 #include "gatewayd/tun.h"
+#include "tests/unit/worker_fixture.h"
 #include "lib/timeutil.h"
 
 #define GATEWAY		"198.18.0.11"
@@ -37,18 +38,10 @@
 #define OUTER_LEN	24		/* outer IPv4 + GRE without key */
 #define BIG		65535
 
-static struct gw gw;
-static struct gw_worker *w;
-static int tun_peer = -1;
-static int capture = -1;
 static char dir[] = "/tmp/grepop-tso-XXXXXX";
 
 /* The payload every large packet carries: no two segments look alike. */
 static uint8_t pattern[BIG];
-
-static void noop_changed(struct gw *g, const struct site_conf *a, const struct site_conf *b)
-{
-}
 
 static int add_site(struct sites *sites, const char *name, const char *src, const char *key)
 {
@@ -81,9 +74,8 @@ static int write_conf(const char *path)
 
 static int suite_init(void)
 {
-	char path[256], err[CONF_ERR_MAX];
+	char path[256];
 	struct sites sites = { 0 };
-	int sv[2], size = 8 << 20;
 
 	for (size_t i = 0; i < sizeof(pattern); i++)
 		pattern[i] = (uint8_t)(i * 7 + i / 251);
@@ -95,68 +87,16 @@ static int suite_init(void)
 	if (!mkdtemp(dir))
 		return -1;
 	snprintf(path, sizeof(path), "%s/grepop.conf", dir);
-	if (write_conf(path) < 0 || conf_load(&gw.conf, path, err) < 0) {
-		fprintf(stderr, "%s\n", err);
+	if (write_conf(path) < 0 || add_site(&sites, "a", ROUTER_A, "") < 0 ||
+	    add_site(&sites, "b", ROUTER_B, "42") < 0)
 		return -1;
-	}
-	gw.health_stale_ns = 3 * NSEC_PER_SEC;
-	gw.n_workers = 1;
-	snprintf(path, sizeof(path), "%s/state", dir);
-	if (shm_open_or_create(&gw.shm, path, 16, 1) < 0)
-		return -1;
-	rcu_register_thread();
-	if (sitetab_init(&gw) < 0 || local_addrs_refresh(&gw) < 0)
-		return -1;
-	if (add_site(&sites, "a", ROUTER_A, "") < 0 || add_site(&sites, "b", ROUTER_B, "42") < 0 ||
-	    sitetab_apply(&gw, &sites, noop_changed) < 0)
-		return -1;
-	sites_free(&sites);
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sv) < 0)
-		return -1;
-	w = calloc(1, sizeof(*w));
-	w->tun_fd[0] = sv[0];
-	tun_peer = sv[1];
-	if (worker_setup(&gw, w, 0) < 0)
-		return -1;
-	capture = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK, IPPROTO_GRE);
-	if (capture < 0 || setsockopt(capture, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
-		return -1;
-	return 0;
+	return fixture_open(dir, &sites);
 }
 
 static int suite_clean(void)
 {
-	char cmd[128];
-
-	sitetab_destroy(&gw);
-	local_addrs_free(&gw);
-	worker_teardown(w);
-	free(w);
-	close(tun_peer);
-	close(capture);
-	shm_detach(&gw.shm);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return fixture_close(dir);
 }
-
-/* Counters of lane 0. */
-
-static uint64_t site_counter(const char *name, size_t offset)
-{
-	for (uint32_t s = 0; s < gw.shm.hdr->site_capacity; s++) {
-		struct shm_site *slot = shm_site_at(&gw.shm, s);
-
-		if (slot->in_use && strcmp(slot->id.name, name) == 0)
-			return *(uint64_t *)((char *)&slot->lane[0] + offset);
-	}
-	CU_FAIL("no such site");
-	return 0;
-}
-
-#define SITE(name, field) site_counter(name, offsetof(struct shm_site_lane, field))
-#define SITE_DROP(name, reason) \
-	site_counter(name, offsetof(struct shm_site_lane, drops) + 8 * (reason))
-#define POP_DROP(reason) (gw.shm.hdr->pop.lane[0].drops[reason])
 
 /* Packet builders. */
 

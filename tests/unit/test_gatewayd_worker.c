@@ -25,6 +25,7 @@
 
 #include "gatewayd/gateway.h"
 #include "gatewayd/tun.h"
+#include "tests/unit/worker_fixture.h"
 #include "lib/timeutil.h"
 
 #define GATEWAY		"198.18.0.11"
@@ -34,10 +35,6 @@
 #define PROBE_IP	"100.64.255.1"
 #define OTHER_LOCAL	"192.0.2.77"	/* another address of the POP host */
 
-static struct gw gw;
-static struct gw_worker *w;
-static int tun_peer = -1;	/* what the worker writes to the TUN arrives here */
-static int capture = -1;	/* GRE the worker sends to routers arrives here */
 static char dir[] = "/tmp/grepop-worker-XXXXXX";
 
 static struct in_addr ip(const char *s)
@@ -46,10 +43,6 @@ static struct in_addr ip(const char *s)
 
 	inet_pton(AF_INET, s, &a);
 	return a;
-}
-
-static void noop_changed(struct gw *g, const struct site_conf *a, const struct site_conf *b)
-{
 }
 
 static int add_site(struct sites *sites, const char *name, const char *src, const char *key,
@@ -89,8 +82,7 @@ static int run_cmd(const char *cmd)
 
 static int suite_init(void)
 {
-	char path[256], err[CONF_ERR_MAX];
-	int sv[2];
+	char path[256];
 	struct sites sites = { 0 };
 	FILE *f;
 
@@ -104,53 +96,24 @@ static int suite_init(void)
 		return -1;
 	snprintf(path, sizeof(path), "%s/grepop.conf", dir);
 	f = fopen(path, "w");
+	if (!f)
+		return -1;
 	fprintf(f, "pop = { name = \"t1\"; gateway_ip = \"%s\"; probe_ip = \"%s\"; "
 		   "tunnel_mtu = 1476; };\nruntime_dir = \"%s\";\nstate_dir = \"%s\";\n"
 		   "sites_file = \"%s/sites.csv\";\n"
 		   "gateway = { workers = 1; max_sites = 16; tunnel_idle_s = 1800; };\n",
 		GATEWAY, PROBE_IP, dir, dir, dir);
 	fclose(f);
-	if (conf_load(&gw.conf, path, err) < 0) {
-		fprintf(stderr, "%s\n", err);
-		return -1;
-	}
-	gw.health_stale_ns = 3 * NSEC_PER_SEC;
-	gw.n_workers = 1;
-	snprintf(path, sizeof(path), "%s/state", dir);
-	if (shm_open_or_create(&gw.shm, path, 16, 1) < 0)
-		return -1;
-	rcu_register_thread();
-	if (sitetab_init(&gw) < 0 || local_addrs_refresh(&gw) < 0)
-		return -1;
 	if (add_site(&sites, "a", ROUTER_A, "", "swg+cfw", "yes", "") < 0 ||
 	    add_site(&sites, "b", ROUTER_B, "42", "swg", "yes", "8443") < 0 ||
-	    add_site(&sites, "c", ROUTER_C, "", "swg+cfw", "no", "") < 0 ||
-	    sitetab_apply(&gw, &sites, noop_changed) < 0)
+	    add_site(&sites, "c", ROUTER_C, "", "swg+cfw", "no", "") < 0)
 		return -1;
-	sites_free(&sites);
-
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sv) < 0)
-		return -1;
-	w = calloc(1, sizeof(*w));
-	w->tun_fd[0] = sv[0];
-	tun_peer = sv[1];
-	if (worker_setup(&gw, w, 0) < 0)
-		return -1;
-	capture = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK, IPPROTO_GRE);
-	return capture < 0 ? -1 : 0;
+	return fixture_open(dir, &sites);
 }
 
 static int suite_clean(void)
 {
-	char cmd[128];
-
-	sitetab_destroy(&gw);	/* first: the endpoints live in the worker's pool */
-	local_addrs_free(&gw);
-	worker_teardown(w);
-	free(w);
-	shm_detach(&gw.shm);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return run_cmd(cmd) == 0 ? 0 : -1;
+	return fixture_close(dir);
 }
 
 /* Packet builders: an IPv4 header, then GRE around it. */
@@ -253,23 +216,6 @@ static size_t gre(uint8_t *out, const char *src, bool key, uint32_t keyval, uint
 	memcpy(out + h, inner, len);
 	return h + len;
 }
-
-static uint64_t site_counter(const char *name, size_t offset)
-{
-	for (uint32_t s = 0; s < gw.shm.hdr->site_capacity; s++) {
-		struct shm_site *slot = shm_site_at(&gw.shm, s);
-
-		if (slot->in_use && strcmp(slot->id.name, name) == 0)
-			return *(uint64_t *)((char *)&slot->lane[0] + offset);
-	}
-	CU_FAIL("no such site");
-	return 0;
-}
-
-#define SITE(name, field) site_counter(name, offsetof(struct shm_site_lane, field))
-#define SITE_DROP(name, reason) \
-	site_counter(name, offsetof(struct shm_site_lane, drops) + 8 * (reason))
-#define POP_DROP(reason) (gw.shm.hdr->pop.lane[0].drops[reason])
 
 static void receive(const uint8_t *pkt, size_t len)
 {
