@@ -223,16 +223,6 @@ static void from_tun(const struct virtio_net_hdr *vh, const uint8_t *pkt, size_t
 	rcu_read_unlock();
 }
 
-/* The next GRE packet sent to a router, or -1. */
-static ssize_t sent_read(uint8_t *buf, size_t size)
-{
-	struct pollfd pfd = { .fd = capture, .events = POLLIN };
-
-	if (poll(&pfd, 1, 200) <= 0)
-		return -1;
-	return recv(capture, buf, size, 0);
-}
-
 static void drain(void)
 {
 	uint8_t buf[BIG];

@@ -257,16 +257,6 @@ static ssize_t tun_read(uint8_t *buf)
 	return n - (ssize_t)TUN_VNET_HDR_LEN;
 }
 
-/* The next GRE packet sent to a router (outer IPv4 header first), or -1. */
-static ssize_t sent_read(uint8_t *buf)
-{
-	struct pollfd pfd = { .fd = capture, .events = POLLIN };
-
-	if (poll(&pfd, 1, 200) <= 0)
-		return -1;
-	return recv(capture, buf, GW_BUF_SIZE, 0);
-}
-
 static void drain(void)
 {
 	uint8_t buf[GW_BUF_SIZE];
@@ -311,7 +301,7 @@ static void test_unknown_key_disabled(void)
 	receive(pkt, gre(pkt, ROUTER_C, false, 0, GRE_PROTO_IPV4, in, len));
 	CU_ASSERT_EQUAL(SITE_DROP("c", SHM_DROP_DISABLED), 1);
 	CU_ASSERT_EQUAL(tun_read(out), -1);
-	CU_ASSERT_EQUAL(sent_read(out), -1);
+	CU_ASSERT_EQUAL(sent_read(out, GW_BUF_SIZE), -1);
 }
 
 static void test_policy_swg_only(void)
@@ -375,7 +365,7 @@ static void test_keepalive_reflected(void)
 	CU_ASSERT_EQUAL(SITE("b", keepalives), before + 1);
 	CU_ASSERT(SITE("b", last_keepalive_ns) > 0);
 	/* What went out is the inner packet, unchanged: GRE protocol 0 to the router. */
-	CU_ASSERT_EQUAL(sent_read(out), (ssize_t)n);
+	CU_ASSERT_EQUAL(sent_read(out, GW_BUF_SIZE), (ssize_t)n);
 	CU_ASSERT(memcmp(out + 12, in + 12, 8) == 0);
 	CU_ASSERT_EQUAL(out[20 + 2], 0);
 	CU_ASSERT_EQUAL(out[20 + 3], 0);
@@ -392,7 +382,7 @@ static void test_keepalive_reflection_refused(void)
 	receive(pkt, gre(pkt, ROUTER_A, false, 0, GRE_PROTO_IPV4, in,
 			 keepalive(in, GATEWAY, "198.18.0.77", false)));
 	CU_ASSERT_EQUAL(SITE_DROP("a", SHM_DROP_REFLECT), 1);
-	CU_ASSERT_EQUAL(sent_read(out), -1);
+	CU_ASSERT_EQUAL(sent_read(out, GW_BUF_SIZE), -1);
 }
 
 static void test_withheld_when_unhealthy(void)
@@ -410,7 +400,7 @@ static void test_withheld_when_unhealthy(void)
 	gw.shm.hdr->pop.accept_mode = SHM_ACCEPT_DRAIN;
 	receive(pkt, gre(pkt, ROUTER_A, false, 0, GRE_PROTO_IPV4, in, n));
 	CU_ASSERT_EQUAL(SITE_DROP("a", SHM_DROP_NOT_SERVING), withheld + 3);
-	CU_ASSERT_EQUAL(sent_read(out), -1);
+	CU_ASSERT_EQUAL(sent_read(out, GW_BUF_SIZE), -1);
 
 	/* Draining still carries the established tunnel's traffic. */
 	n = udp(in, "10.1.0.2", "198.19.0.2", 53, 0);
@@ -421,7 +411,7 @@ static void test_withheld_when_unhealthy(void)
 	gw.shm.hdr->pop.accept_mode = SHM_ACCEPT_NO_NEW;
 	n = keepalive(in, GATEWAY, ROUTER_A, false);
 	receive(pkt, gre(pkt, ROUTER_A, false, 0, GRE_PROTO_IPV4, in, n));
-	CU_ASSERT_EQUAL(sent_read(out), (ssize_t)n);
+	CU_ASSERT_EQUAL(sent_read(out, GW_BUF_SIZE), (ssize_t)n);
 	gw.shm.hdr->pop.accept_mode = SHM_ACCEPT_ACCEPT;
 }
 
@@ -466,7 +456,7 @@ static void test_probe_answered(void)
 			 icmp_echo(in, "10.1.0.1", PROBE_IP)));
 	CU_ASSERT_EQUAL(SITE("a", probes), probes + 1);
 	/* Back through the tunnel: outer 20 + GRE 4 + IPv4 20 + echo reply. */
-	CU_ASSERT_EQUAL(sent_read(out), 20 + 4 + 36);
+	CU_ASSERT_EQUAL(sent_read(out, GW_BUF_SIZE), 20 + 4 + 36);
 	CU_ASSERT_EQUAL(out[24 + 20], 0);
 	CU_ASSERT(memcmp(out + 24 + 16, in + 12, 4) == 0);	/* to the prober */
 	/* An echo to any other address is ordinary traffic. */
@@ -489,7 +479,7 @@ static void test_too_big(void)
 	n = ipv4(in, "10.1.0.2", "198.19.0.2", IPPROTO_TCP, 1480, true);
 	receive(pkt, gre(pkt, ROUTER_A, false, 0, GRE_PROTO_IPV4, in, n));
 	CU_ASSERT_EQUAL(SITE_DROP("a", SHM_DROP_TOO_BIG), 1);
-	CU_ASSERT(sent_read(out) > 24 + 28);
+	CU_ASSERT(sent_read(out, GW_BUF_SIZE) > 24 + 28);
 	CU_ASSERT_EQUAL(out[24 + 20], 3);	/* destination unreachable */
 	CU_ASSERT_EQUAL(out[24 + 21], 4);	/* fragmentation needed */
 	CU_ASSERT_EQUAL((out[24 + 26] << 8) | out[24 + 27], 1476);
@@ -497,7 +487,7 @@ static void test_too_big(void)
 	n = ipv4(in, "10.1.0.2", "198.19.0.2", IPPROTO_TCP, 1480, false);
 	receive(pkt, gre(pkt, ROUTER_A, false, 0, GRE_PROTO_IPV4, in, n));
 	CU_ASSERT_EQUAL(SITE_DROP("a", SHM_DROP_TOO_BIG), 2);
-	CU_ASSERT_EQUAL(sent_read(out), -1);
+	CU_ASSERT_EQUAL(sent_read(out, GW_BUF_SIZE), -1);
 	CU_ASSERT_EQUAL(tun_read(out), -1);
 }
 
@@ -512,7 +502,7 @@ static void test_return_path(void)
 	/* Site b's endpoint 10.3.0.2 was learned by test_policy_swg_only. */
 	n = udp(in, "198.19.0.2", "10.3.0.2", 4000, 20);
 	from_tun(in, n);
-	CU_ASSERT_EQUAL(sent_read(out), (ssize_t)(20 + 8 + n));
+	CU_ASSERT_EQUAL(sent_read(out, GW_BUF_SIZE), (ssize_t)(20 + 8 + n));
 	CU_ASSERT_EQUAL(out[20], 0x20);				/* K bit */
 	CU_ASSERT_EQUAL(out[20 + 7], 42);			/* site b's key */
 	CU_ASSERT(memcmp(out + 16, &(struct in_addr){ ip(ROUTER_B).s_addr }, 4) == 0);
@@ -521,7 +511,7 @@ static void test_return_path(void)
 	/* Nobody behind this one. */
 	from_tun(in, udp(in, "198.19.0.2", "10.99.0.1", 4000, 20));
 	CU_ASSERT_EQUAL(POP_DROP(SHM_DROP_NO_ROUTE_BACK), no_route + 1);
-	CU_ASSERT_EQUAL(sent_read(out), -1);
+	CU_ASSERT_EQUAL(sent_read(out, GW_BUF_SIZE), -1);
 }
 
 static struct gw_site *site_named(const char *name)
@@ -596,13 +586,13 @@ static void test_frames_to_next_hop(void)
 	CU_ASSERT(memcmp(out + 14 + 16, &(struct in_addr){ ip(ROUTER_B).s_addr }, 4) == 0);
 	CU_ASSERT_EQUAL(out[14 + 20 + 7], 42);			/* site b's key */
 	CU_ASSERT(memcmp(out + 14 + 28, in, n) == 0);
-	CU_ASSERT_EQUAL(sent_read(out), -1);			/* not raw too */
+	CU_ASSERT_EQUAL(sent_read(out, GW_BUF_SIZE), -1);			/* not raw too */
 	CU_ASSERT_EQUAL(SITE("b", tx_packets), sent + 1);
 
 	/* A word another site left in the slot: raw, no frame. */
 	gw.l2_words[b->slot] = l2_word_encode(hop_mac, 3, ip(ROUTER_A));
 	from_tun(in, n);
-	CU_ASSERT_EQUAL(sent_read(out), (ssize_t)(20 + 8 + n));
+	CU_ASSERT_EQUAL(sent_read(out, GW_BUF_SIZE), (ssize_t)(20 + 8 + n));
 	CU_ASSERT_EQUAL(frame_read(tap, out), -1);
 	CU_ASSERT_EQUAL(SITE("b", tx_packets), sent + 2);
 
@@ -632,7 +622,7 @@ static void test_loop(void)
 				 udp(in, "10.1.0.2", dst[i], 9, 10)));
 	CU_ASSERT_EQUAL(SITE_DROP("a", SHM_DROP_LOOP), loops + 5);
 	CU_ASSERT_EQUAL(tun_read(out), -1);
-	CU_ASSERT_EQUAL(sent_read(out), -1);
+	CU_ASSERT_EQUAL(sent_read(out, GW_BUF_SIZE), -1);
 }
 
 /*

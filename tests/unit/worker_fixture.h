@@ -10,6 +10,7 @@
 #define TESTS_UNIT_WORKER_FIXTURE_H
 
 #include <CUnit/Basic.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,16 @@ static int fixture_close(const char *dir)
 	shm_detach(&gw.shm);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* The next GRE packet sent to a router (outer IPv4 header first), or -1. */
+static ssize_t sent_read(uint8_t *buf, size_t size)
+{
+	struct pollfd pfd = { .fd = capture, .events = POLLIN };
+
+	if (poll(&pfd, 1, 200) <= 0)
+		return -1;
+	return recv(capture, buf, size, 0);
 }
 
 /* Site NAME's counter at OFFSET in lane 0. */
