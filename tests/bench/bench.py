@@ -108,12 +108,18 @@ PROFILES = {
     "tcp-lossless": ("tcp", 1, "forward"),
     "keepalive": ("keepalive", 1000, "forward"),
     "udp64-sites1000": ("udp64", 1000, "forward"),
+    "udp64-flows100000": ("udp64", 1, "forward"),
     "udp64-sites100000": ("udp64", 100000, "forward"),
     "return-udp64": ("udp64", 1, "return"),
     "return-udp1400": ("udp1400", 1, "return"),
     "return-gso": ("udp-gso", 1, "return"),
 }
 SEARCHED = ("overload", "tcp-lossless")
+# Flows (inner source ports) where a profile wants other than gregen's 16.
+# udp64-flows100000 is one site carrying as many flows as udp64-sites100000
+# has sites, one packet each in turn: neither coalesces, so the two differ
+# only in how many sites the packets belong to.
+FLOWS = {"udp64-flows100000": 100000}
 # A bulk TCP sender's segmentation offload puts a burst of one flow's
 # segments on the wire back to back (up to 64 KiB: 46 of 1400 bytes); the
 # TCP profiles send 16 in a row per flow, the 16 flows taking turns.
@@ -216,7 +222,9 @@ def snapshot(lab, dut, shm):
 # -- the lab and the programs under test
 
 def build_lab(build, steer_ingress=False):
-    lab = lablib.Lab(f"bn{os.getpid() % 100000}", build)
+    # The router and pop1 on one veth: a bridge between them would be
+    # forwarding work on the generator's core, lowering its ceiling.
+    lab = lablib.Lab(f"bn{os.getpid() % 100000}", build, direct_wan=True)
     try:
         lab.add_router(ROUTER)
         lab.add_pop(POP)
@@ -392,7 +400,7 @@ class Naive:
 # -- traffic
 
 def gregen(lab, profile, sites, seconds, count=None, direction="forward", rate=None,
-           dst_mac=None):
+           dst_mac=None, flows=None):
     """Run gregen pinned to the generator core; its counts as a dict. RATE
     paces it (packets a second); DST_MAC replaces pop1's MAC."""
     if direction == "forward":
@@ -410,6 +418,8 @@ def gregen(lab, profile, sites, seconds, count=None, direction="forward", rate=N
         cmd += ["--count", str(count)]
     if rate:
         cmd += ["--rate", str(int(rate))]
+    if flows:
+        cmd += ["--flows", str(flows)]
     if profile in ("tcp", "imix-tcp"):
         cmd += ["--burst", str(TCP_BURST)]
     out = lab.run(ns, cmd, timeout=seconds + 30)
@@ -522,7 +532,8 @@ def measure(running, seconds, rate=None):
     dut, shm = running.dut, running.shm
     before = snapshot(lab, dut, shm)
     t0 = time.monotonic()
-    sent = gregen(lab, gen_profile, sites, seconds, direction=direction, rate=rate)
+    sent = gregen(lab, gen_profile, sites, seconds, direction=direction, rate=rate,
+                  flows=FLOWS.get(name))
     settle(lab, egress)
     after = snapshot(lab, dut, shm)
     wall = time.monotonic() - t0
@@ -671,11 +682,14 @@ def verdicts(summaries, io, statsd):
         elif name == "udp64-sites100000":
             # The rate one core sustains, from the CPU per packet: the
             # delivered rates move with the generator and the machine's load.
-            one = by.get("udp64", {}).get("grepop_cpu_ns_per_pkt")
+            # Against one site with as many flows (nothing coalesces in
+            # either), so the ratio is the lookup's; else plain udp64.
+            base = "udp64-flows100000" if "udp64-flows100000" in by else "udp64"
+            one = by.get(base, {}).get("grepop_cpu_ns_per_pkt")
             many = s["grepop_cpu_ns_per_pkt"]
             target(name, "sites_ratio", ">=", 0.95,
                    round(one / many, 3) if one and many else None,
-                   "grepop's CPU per packet at 1 site / at 100,000")
+                   f"grepop's CPU per packet in {base} / at 100,000 sites")
         elif name == "imix-tcp":
             target(name, "grepop_gbps", ">=", 1, s["grepop_gbps"])
     if statsd and "shm_bytes_per_site" in statsd:

@@ -237,7 +237,12 @@ class Echo(Proc):
 class Lab:
     """A topology of namespaces. Use as a context manager, or call close()."""
 
-    def __init__(self, prefix=None, build=None):
+    def __init__(self, prefix=None, build=None, direct_wan=False):
+        """DIRECT_WAN: the first two namespaces to join the WAN (a router and
+        a POP) are the two ends of one veth, with no bridge between them: a
+        benchmark's generator then pays for one veth hop, not for a bridge
+        and a second veth on its core. The WAN takes no third member."""
+        self.direct_wan, self._wan_members = direct_wan, 0
         self.prefix = prefix or f"gl{os.getpid() % 100000}"
         if not re.fullmatch(r"[a-z][a-z0-9]{0,11}", self.prefix):
             raise LabError(f"prefix {self.prefix!r}: want 1-12 lower-case letters and digits")
@@ -332,8 +337,19 @@ class Lab:
 
     def _wan_join(self, role, ip):
         port = role[-15:]
-        self._veth(role, "wan0", "wan", port)
-        self.run("wan", ["ip", "link", "set", port, "master", "br0"])
+        if not self.direct_wan:
+            self._veth(role, "wan0", "wan", port)
+            self.run("wan", ["ip", "link", "set", port, "master", "br0"])
+        elif self._wan_members == 0:
+            # The first member: the other end waits in the WAN namespace.
+            self._veth(role, "wan0", "wan", "peer0")
+        elif self._wan_members == 1:
+            self.run("wan", ["ip", "link", "set", "peer0", "netns", self.ns(role)])
+            self.run(role, ["ip", "link", "set", "peer0", "name", "wan0"])
+            self.run(role, ["ip", "link", "set", "wan0", "up"])
+        else:
+            raise LabError("a direct WAN joins two namespaces, no more")
+        self._wan_members += 1
         self.run(role, ["ip", "addr", "add", f"{ip}/24", "dev", "wan0"])
 
     def _forwarding(self, role):
