@@ -106,18 +106,10 @@ struct gen_opts {
 	double seconds, rate;
 };
 
-/* Per flow: the next TCP sequence number, its data segments so far and
- * whether its SYN went out. */
-struct gen_flow {
-	uint32_t seq, segments;
-	bool syn_sent;
-};
-
 struct gen {
 	struct gen_opts o;
 	uint8_t src_mac[6];
 	int fd;
-	struct gen_flow *flow;
 	uint8_t buf[GEN_BATCH][GEN_FRAME_MAX];
 	struct iovec iov[GEN_BATCH];
 	struct mmsghdr msg[GEN_BATCH];
@@ -248,19 +240,21 @@ static size_t udp_size(enum gen_profile p, uint64_t k)
 	}
 }
 
-/* The next segment of flow F: SYN first, then data with consecutive numbers. */
-static size_t next_tcp(struct gen *g, uint32_t f, uint8_t *ip, struct in_addr src,
-		       uint16_t sport, uint16_t id)
+/*
+ * Packet K, the N-th of flow F: a SYN first, then data with consecutive
+ * sequence numbers. A function of K alone, so a batch built again after a
+ * short send carries the same segments, and no flow skips numbers.
+ */
+static size_t tcp_segment(const struct gen *g, uint64_t k, uint32_t f, uint8_t *ip,
+			  struct in_addr src, uint16_t sport, uint16_t id)
 {
-	struct gen_flow *fl = &g->flow[f];
-	size_t total = g->o.profile == P_IMIX_TCP ? imix_tcp[f % IMIX_CYCLE] : TCP_SEGMENT;
-	bool psh = fl->syn_sent && ++fl->segments % PSH_EVERY == 0;
-	size_t len = inner_tcp(ip, total, !fl->syn_sent, psh, fl->seq, src, g->o.inner_dst,
-			       sport, id);
+	const struct gen_opts *o = &g->o;
+	uint64_t n = k / ((uint64_t)o->burst * o->flows) * o->burst + k % o->burst;
+	size_t total = o->profile == P_IMIX_TCP ? imix_tcp[f % IMIX_CYCLE] : TCP_SEGMENT;
+	uint32_t seq = f * 1000003u + (n == 0 ? 0 : 1 + (uint32_t)(n - 1) * (uint32_t)(total - 40));
 
-	fl->seq += fl->syn_sent ? (uint32_t)(len - 40) : 1;
-	fl->syn_sent = true;
-	return len;
+	return inner_tcp(ip, total, n == 0, n > 0 && n % PSH_EVERY == 0, seq, src, o->inner_dst,
+			 sport, id);
 }
 
 /* Packet K's flow: BURST packets of one flow, then the next one's. */
@@ -286,7 +280,7 @@ static size_t build_inner(struct gen *g, uint64_t k, uint8_t *ip)
 		return len;
 	}
 	if (o->profile == P_TCP || o->profile == P_IMIX_TCP)
-		return next_tcp(g, f, ip, inner, sport, id);
+		return tcp_segment(g, k, f, ip, inner, sport, id);
 	len = udp_size(o->profile, k);
 	inner_udp(ip, len, inner, o->inner_dst, sport, id);
 	return len;
@@ -485,12 +479,18 @@ static int open_socket(struct gen *g)
 {
 	struct sockaddr_ll ll = { .sll_family = AF_PACKET };
 	struct ifreq ifr;
-	int one = 1;
+	int one = 1, size = 16 << 20;
 
 	/* Protocol 0: this socket only sends; it receives nothing. */
 	g->fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
 	if (g->fd < 0)
 		return -errno;
+	/*
+	 * A packet is charged to the socket until the receiver frees it: with
+	 * the receive on another core (RPS, a threaded NAPI), the default
+	 * buffer would hold gregen back to the receiver's pace.
+	 */
+	setsockopt(g->fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size));
 	memset(&ifr, 0, sizeof(ifr));
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", g->o.ifname);
 	if (ioctl(g->fd, SIOCGIFHWADDR, &ifr) < 0)
@@ -636,11 +636,6 @@ int main(int argc, char **argv)
 
 	if (parse_args(&g.o, argc, argv) < 0)
 		return 2;
-	g.flow = calloc(g.o.flows, sizeof(*g.flow));
-	if (!g.flow)
-		return 1;
-	for (uint32_t f = 0; f < g.o.flows; f++)
-		g.flow[f].seq = f * 1000003u;
 	r = g.o.udp_gso ? open_udp_gso_socket(&g) : open_socket(&g);
 	if (r < 0) {
 		fprintf(stderr, "gregen: %s: %s\n", g.o.ifname, strerror(-r));
@@ -656,6 +651,5 @@ int main(int argc, char **argv)
 	       (unsigned long long)g.packets, (unsigned long long)g.inner_bytes,
 	       (unsigned long long)g.wire_bytes, seconds, (unsigned long long)g.errors);
 	close(g.fd);
-	free(g.flow);
 	return 0;
 }
