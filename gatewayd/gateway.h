@@ -107,6 +107,10 @@ struct gw;
 struct gw_rx {
 	uint8_t *pkt;
 	size_t len;
+	uint8_t gso_type;		/* merged by the kernel: VIRTIO_NET_HDR_GSO_*, else 0 */
+	uint16_t gso_size;		/* then the payload bytes of each segment */
+	uint16_t gso_hdr;		/* and their header bytes (0 if not merged) */
+	uint16_t segs;			/* packets on the wire it stands for */
 	int reason;			/* gre_parse's drop reason, or 0 */
 	struct gre_packet g;
 	struct gw_site *site;		/* the tunnel's site, or NULL */
@@ -130,6 +134,7 @@ struct gw_worker {
 		size_t block_size;
 		unsigned block_nr;
 		unsigned next;		/* the block to look at next */
+		bool vnet;		/* a virtio_net_hdr before each packet */
 	} ring;
 	int tx_fd;			/* raw IPPROTO_RAW for what we send */
 	int pk_fd;			/* io = ring: AF_PACKET for whole frames, or -1 */
@@ -184,6 +189,7 @@ struct gw_worker {
 	uint8_t serving_mask;		/* SHM_SVC_BIT of healthy services */
 	uint8_t accept_mode;
 	uint16_t ip_id;
+	uint16_t more_segs;		/* merged: segments beyond the first of the one handled */
 
 	/*
 	 * gateway.offload at setup (reload keeps it): coalesce what goes to
@@ -300,6 +306,15 @@ void worker_handle_gre(struct gw_worker *w, uint8_t *pkt, size_t len);
  */
 void worker_handle_gre_batch(struct gw_worker *w, uint8_t *const *pkt, const size_t *len,
 			     unsigned n);
+/*
+ * A GRE packet the kernel's GRO merged from segments of one inner TCP (or
+ * UDP) flow, as a packet ring with PACKET_VNET_HDR reports it: GSO_SIZE
+ * payload bytes per segment, GSO_TYPE its VIRTIO_NET_HDR_GSO_* type. It is
+ * counted as the segments it stands for and goes to the TUN as one GSO
+ * write. The same context as worker_handle_gre_batch.
+ */
+void worker_handle_gre_merged(struct gw_worker *w, uint8_t *pkt, size_t len, uint16_t gso_size,
+			      uint8_t gso_type);
 /* And one plain IP packet read from TENANT's TUN. */
 void worker_handle_tun(struct gw_worker *w, uint8_t tenant, uint8_t *pkt, size_t len);
 /*

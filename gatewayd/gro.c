@@ -154,8 +154,8 @@ static uint32_t pseudo_sum(const uint8_t *ip, uint8_t proto, size_t l4_len)
 	return csum_partial(ip + 8, 32, sum);
 }
 
-static void count(struct gro_table *t, struct shm_site_lane *lane, unsigned n, uint64_t bytes,
-		  bool sent)
+static void count(struct shm_site_lane *lane, unsigned n, uint64_t bytes, bool sent,
+		  uint64_t now_ns)
 {
 	if (!sent) {
 		shm_add(&lane->drops[SHM_DROP_IO], n);
@@ -163,14 +163,14 @@ static void count(struct gro_table *t, struct shm_site_lane *lane, unsigned n, u
 	}
 	shm_add(&lane->rx_packets, n);
 	shm_add(&lane->rx_bytes, bytes);
-	if (lane->last_user_ns != t->now_ns)
-		shm_set(&lane->last_user_ns, t->now_ns);
+	if (lane->last_user_ns != now_ns)
+		shm_set(&lane->last_user_ns, now_ns);
 }
 
 static void write_one(struct gro_table *t, int fd, struct shm_site_lane *lane, const uint8_t *pkt,
 		      size_t len)
 {
-	count(t, lane, 1, len, tun_write(fd, pkt, len) == (ssize_t)len);
+	count(lane, 1, len, tun_write(fd, pkt, len) == (ssize_t)len, t->now_ns);
 }
 
 /*
@@ -318,8 +318,8 @@ static void flow_write(struct gro_table *t, struct gro_flow *f)
 		return;
 	}
 	flow_finish(f, &vh);
-	count(t, f->lane, f->segs, bytes,
-	      writev(f->key.fd, iov, 2) == (ssize_t)(sizeof(vh) + f->len));
+	count(f->lane, f->segs, bytes, writev(f->key.fd, iov, 2) == (ssize_t)(sizeof(vh) + f->len),
+	      t->now_ns);
 }
 
 static struct gro_flow *flow_find(struct gro_table *t, const struct gro_key *k)
@@ -380,4 +380,77 @@ void gro_flush(struct gro_table *t)
 	for (unsigned i = 0; t->n_open > 0 && i < GRO_FLOWS; i++)
 		if (t->flow[i].open)
 			flow_write(t, &t->flow[i]);
+}
+
+unsigned gro_merged_parse(const uint8_t *inner, size_t len, uint16_t gso_size, uint8_t gso_type,
+			  unsigned *segs)
+{
+	uint8_t type = gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN, proto;
+	size_t l3, ip_len, hdr;
+
+	*segs = 1;
+	if (gso_size == 0 || len < IP4_HDR)
+		return 0;
+	if (type == VIRTIO_NET_HDR_GSO_TCPV4 || (type == VIRTIO_NET_HDR_GSO_UDP_L4 &&
+						  inner[0] >> 4 == 4)) {
+		/* The kernel's GRO merges IPv4 only without options or fragments. */
+		if (inner[0] != 0x45 || (get16(inner + 6) & IP4_FRAG))
+			return 0;
+		l3 = IP4_HDR;
+		proto = inner[9];
+		ip_len = get16(inner + 2);
+	} else if (type == VIRTIO_NET_HDR_GSO_TCPV6 || type == VIRTIO_NET_HDR_GSO_UDP_L4) {
+		if (len < IP6_HDR || inner[0] >> 4 != 6)
+			return 0;
+		l3 = IP6_HDR;
+		proto = inner[6];
+		ip_len = IP6_HDR + (size_t)get16(inner + 4);
+	} else {
+		return 0;
+	}
+	if (ip_len > len || proto != (type == VIRTIO_NET_HDR_GSO_UDP_L4 ? IPPROTO_UDP : IPPROTO_TCP) ||
+	    ip_len < l3 + (proto == IPPROTO_TCP ? 20 : UDP_HDR))
+		return 0;
+	hdr = l3 + (proto == IPPROTO_TCP ? (size_t)(inner[l3 + 12] >> 4) * 4 : UDP_HDR);
+	if (hdr < l3 + (proto == IPPROTO_TCP ? 20 : UDP_HDR) || hdr >= ip_len)
+		return 0;
+	*segs = (unsigned)((ip_len - hdr + gso_size - 1) / gso_size);
+	return (unsigned)hdr;
+}
+
+void gro_add_merged(struct gro_table *t, int fd, struct shm_site_lane *lane, uint8_t *pkt,
+		    const struct inner_info *info, const struct gro_merged *m, uint64_t now_ns)
+{
+	size_t l3 = info->family == AF_INET ? IP4_HDR : IP6_HDR, l4_len = info->ip_len - l3;
+	bool tcp = info->proto == IPPROTO_TCP;
+	struct virtio_net_hdr vh = {
+		.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+		.gso_type = m->gso_type,
+		.hdr_len = htole16(m->hdr_len),
+		.gso_size = htole16(m->gso_size),
+		.csum_start = htole16(l3),
+		.csum_offset = htole16(tcp ? 16 : 6),
+	};
+	struct iovec iov[2] = { { &vh, sizeof(vh) }, { pkt, info->ip_len } };
+	uint64_t bytes = info->ip_len + (uint64_t)(m->segs - 1) * m->hdr_len;
+	struct gro_key k;
+	struct gro_flow *f;
+
+	if (t) {
+		/* What the flow holds arrived first. */
+		t->now_ns = now_ns;
+		key_fill(&k, fd, lane, info);
+		f = flow_find(t, &k);
+		if (f)
+			flow_write(t, f);
+	}
+	if (info->family == AF_INET) {
+		put16(pkt + 10, 0);
+		put16(pkt + 10, (uint16_t)~csum_fold(csum_partial(pkt, IP4_HDR, 0)));
+	}
+	if (!tcp)
+		put16(pkt + l3 + 4, (uint16_t)l4_len);
+	put16(pkt + l3 + (tcp ? 16 : 6), csum_fold(pseudo_sum(pkt, info->proto, l4_len)));
+	count(lane, m->segs, bytes, writev(fd, iov, 2) == (ssize_t)(sizeof(vh) + info->ip_len),
+	      now_ns);
 }

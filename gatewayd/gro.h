@@ -53,4 +53,37 @@ void gro_add(struct gro_table *t, int fd, struct shm_site_lane *lane, const uint
  */
 void gro_flush(struct gro_table *t);
 
+/*
+ * Packets the kernel's own GRO merged before gatewayd read them (a packet
+ * ring with PACKET_VNET_HDR on a WAN interface with GRO on): one inner IP
+ * packet carrying the payload of several segments of one TCP (or UDP) flow.
+ */
+struct gro_merged {
+	uint16_t gso_size;	/* payload bytes of each segment, the last may be fewer */
+	uint8_t gso_type;	/* VIRTIO_NET_HDR_GSO_TCPV4, _TCPV6 or _UDP_L4, maybe | _ECN */
+	uint16_t hdr_len;	/* IP and TCP or UDP header bytes, in every segment */
+	uint16_t segs;		/* how many segments */
+};
+
+/*
+ * For INNER, LEN bytes of a GRE payload that the kernel merged from
+ * segments of GSO_SIZE payload bytes of GSO_TYPE (as the virtio_net_hdr
+ * says): the bytes of its IP and TCP or UDP headers, and in *SEGS how many
+ * segments it holds. 0 (and *SEGS 1) when its headers are not ones the
+ * kernel's GRO builds for that type.
+ */
+unsigned gro_merged_parse(const uint8_t *inner, size_t len, uint16_t gso_size, uint8_t gso_type,
+			  unsigned *segs);
+
+/*
+ * Deliver the merged packet PKT (validated as for gro_add, M from
+ * gro_merged_parse) to the TUN queue FD as one GSO write: its checksum
+ * field made the pseudo-header sum the kernel finishes per segment. It
+ * counts as M->segs packets of their wire sizes in LANE (or M->segs
+ * SHM_DROP_IO). Whatever T (NULL when offload is off) holds for the flow is
+ * written first.
+ */
+void gro_add_merged(struct gro_table *t, int fd, struct shm_site_lane *lane, uint8_t *pkt,
+		    const struct inner_info *info, const struct gro_merged *m, uint64_t now_ns);
+
 #endif

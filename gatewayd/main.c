@@ -16,11 +16,15 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+#include <net/if.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/capability.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -212,6 +216,45 @@ static void teardown_tenants(struct gatewayd *d)
 	d->tuns_open = 0;
 }
 
+/*
+ * Most NICs merge consecutive TCP segments of a tunnel into one large GRE
+ * packet before anyone reads them (GRO). A packet ring with PACKET_VNET_HDR
+ * says how to cut such a packet again, and the workers forward it whole; a
+ * raw socket does not, and its buffer would cut the packet short. So
+ * without that, GRO goes off on the WAN interface.
+ */
+static void wan_gro_check(struct gw *gw)
+{
+	const char *ifname = gw->conf.wan_interface;
+	struct ethtool_value ev = { .cmd = ETHTOOL_GGRO };
+	struct ifreq ifr;
+	int fd;
+
+	if (gw->conf.io == CONF_IO_RING && gw->workers[0].ring.vnet)
+		return;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	ifr.ifr_data = (void *)&ev;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || ioctl(fd, SIOCETHTOOL, &ifr) < 0) {
+		if (errno != ENODEV)
+			log_warning("%s: cannot tell whether it merges received packets (GRO): %m",
+				    ifname);
+	} else if (ev.data) {
+		ev = (struct ethtool_value){ .cmd = ETHTOOL_SGRO, .data = 0 };
+		if (ioctl(fd, SIOCETHTOOL, &ifr) < 0)
+			log_warning("%s merges received packets (GRO) and it cannot be turned off "
+				    "(%m): merged GRE packets will be dropped as bad headers; run "
+				    "'ethtool -K %s gro off' or use gateway.io = \"ring\"", ifname,
+				    ifname);
+		else
+			log_info("%s: GRO turned off: a raw GRE socket cannot cut merged packets "
+				 "again (gateway.io = \"ring\" keeps it on)", ifname);
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
 static void start_workers(struct gatewayd *d)
 {
 	struct gw *gw = &d->gw;
@@ -231,6 +274,7 @@ static void start_workers(struct gatewayd *d)
 			      "its GRE socket", inet_ntoa(gw->conf.gateway_ip),
 			      gw->conf.wan_interface, strerror(-r));
 	}
+	wan_gro_check(gw);
 	for (unsigned i = 0; i < gw->n_workers; i++) {
 		r = worker_start(&gw->workers[i]);
 		if (r < 0)

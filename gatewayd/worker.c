@@ -25,10 +25,12 @@
  * points into them is sent.
  */
 #include <arpa/inet.h>
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/if_packet.h>
+#include <linux/virtio_net.h>
 #include <net/ethernet.h>
 #include <net/if.h>
 #include <sys/mman.h>
@@ -55,9 +57,10 @@ static inline struct shm_pop_lane *pop_lane(struct gw_worker *w)
 	return &w->gw->shm.hdr->pop.lane[w->index];
 }
 
+/* Drops count the wire packets the one being handled stands for. */
 static inline void pop_drop(struct gw_worker *w, int reason)
 {
-	shm_add(&pop_lane(w)->drops[reason], 1);
+	shm_add(&pop_lane(w)->drops[reason], 1u + w->more_segs);
 }
 
 static inline struct shm_site_lane *site_lane(struct gw_worker *w, const struct gw_site *site)
@@ -67,7 +70,7 @@ static inline struct shm_site_lane *site_lane(struct gw_worker *w, const struct 
 
 static inline void site_drop(struct gw_worker *w, const struct gw_site *site, int reason)
 {
-	shm_add(&site_lane(w, site)->drops[reason], 1);
+	shm_add(&site_lane(w, site)->drops[reason], 1u + w->more_segs);
 }
 
 void worker_begin_batch(struct gw_worker *w)
@@ -274,7 +277,7 @@ static bool tunnel_admit(struct gw_worker *w, const struct gw_site *site)
 			      idle;
 	if (!established) {
 		if (w->accept_mode != SHM_ACCEPT_ACCEPT || !site_served(w, site)) {
-			shm_add(&lane->drops[SHM_DROP_AUTH_FAILURE], 1);
+			shm_add(&lane->drops[SHM_DROP_AUTH_FAILURE], 1u + w->more_segs);
 			return false;
 		}
 		shm_set(&lane->established_ns, w->now_ns);
@@ -292,7 +295,7 @@ static bool keepalive_arrived(struct gw_worker *w, const struct gw_site *site)
 	shm_set(&lane->last_keepalive_ns, w->now_ns);
 	if (w->accept_mode != SHM_ACCEPT_DRAIN && site_served(w, site))
 		return true;
-	shm_add(&lane->drops[SHM_DROP_NOT_SERVING], 1);
+	shm_add(&lane->drops[SHM_DROP_NOT_SERVING], 1u + w->more_segs);
 	return false;
 }
 
@@ -329,12 +332,18 @@ static bool is_pop_address(struct gw *gw, const struct inner_info *info)
 	       local_addrs_has(gw, AF_INET, &info->dst.v4);
 }
 
-/* An ordinary inner packet: enforce, clamp, learn, deliver. */
+/*
+ * An ordinary inner packet: enforce, clamp, learn, deliver. RX says whether
+ * the kernel merged it from segments: then each segment must fit the
+ * tunnel, the rate is charged for all of them, and it goes out whole.
+ */
 static void handle_data(struct gw_worker *w, struct gw_site *site, uint8_t *inner,
-			struct inner_info *info)
+			struct inner_info *info, const struct gw_rx *rx)
 {
 	struct gw *gw = w->gw;
 	struct shm_site_lane *lane = site_lane(w, site);
+	size_t largest = rx->gso_hdr ? (size_t)rx->gso_hdr + rx->gso_size : info->ip_len;
+	uint64_t bytes = info->ip_len + (uint64_t)(rx->segs - 1) * rx->gso_hdr;
 	int reason;
 	size_t n;
 
@@ -347,21 +356,26 @@ static void handle_data(struct gw_worker *w, struct gw_site *site, uint8_t *inne
 		reason = SHM_DROP_POLICY;
 		goto drop;
 	}
-	if (info->ip_len > site->mtu) {
+	if (largest > site->mtu) {
 		if (info->df && (n = build_too_big(w, inner, info, site->mtu)) > 0)
 			tx_encapsulate(w, site, info->family == AF_INET ? GRE_PROTO_IPV4 :
 					GRE_PROTO_IPV6, w->tx_buf[w->tx_count], n, GW_TX_ERROR);
 		reason = SHM_DROP_TOO_BIG;
 		goto drop;
 	}
-	if (!token_bucket_take(&site->lane[w->index].bucket, w->now_ns, site->rate_bps,
-			       info->ip_len)) {
+	if (!token_bucket_take(&site->lane[w->index].bucket, w->now_ns, site->rate_bps, bytes)) {
 		reason = SHM_DROP_RATE;
 		goto drop;
 	}
 	if (info->tcp_syn)
 		tcp_clamp_mss(inner, info, site_mss(site, info->family));
 	endpoint_learn(w, site->tenant, info->family, &info->src, site);
+	if (rx->gso_hdr) {
+		struct gro_merged m = { rx->gso_size, rx->gso_type, rx->gso_hdr, rx->segs };
+
+		gro_add_merged(w->gro, w->tun_fd[site->tenant], lane, inner, info, &m, w->now_ns);
+		return;
+	}
 	if (w->offload) {
 		/* Delivered and counted now or at the end of the batch. */
 		gro_add(w->gro, w->tun_fd[site->tenant], lane, inner, info, w->now_ns);
@@ -376,17 +390,35 @@ static void handle_data(struct gw_worker *w, struct gw_site *site, uint8_t *inne
 	shm_set(&lane->last_user_ns, w->now_ns);
 	return;
 drop:
-	shm_add(&lane->drops[reason], 1);
+	shm_add(&lane->drops[reason], 1u + w->more_segs);
 }
 
-/* The first pass over a GRE packet: count it, parse it, find its site. */
+/*
+ * The first pass over a GRE packet: count it, parse it, find its site. A
+ * merged one counts as its segments would have, each with its own outer
+ * and inner headers.
+ */
 static void gre_classify(struct gw_worker *w, struct gw_rx *rx)
 {
-	shm_add(&pop_lane(w)->rx_packets, 1);
-	shm_add(&pop_lane(w)->rx_bytes, rx->len);
+	unsigned segs = 1;
+
 	memset(&rx->g, 0, sizeof(rx->g));
 	rx->site = rx->other = NULL;
+	rx->gso_hdr = 0;
 	rx->reason = gre_parse(rx->pkt, rx->len, &rx->g);
+	if (rx->gso_type != VIRTIO_NET_HDR_GSO_NONE && rx->reason == 0) {
+		/* Only IP the GRE header calls IP can have been merged. */
+		if ((rx->g.proto == GRE_PROTO_IPV4 && rx->g.inner_len && rx->g.inner[0] >> 4 == 4) ||
+		    (rx->g.proto == GRE_PROTO_IPV6 && rx->g.inner_len && rx->g.inner[0] >> 4 == 6))
+			rx->gso_hdr = (uint16_t)gro_merged_parse(rx->g.inner, rx->g.inner_len,
+								 rx->gso_size, rx->gso_type, &segs);
+		if (rx->gso_hdr == 0)
+			rx->reason = SHM_DROP_BAD_INNER;
+	}
+	rx->segs = (uint16_t)segs;
+	shm_add(&pop_lane(w)->rx_packets, segs);
+	shm_add(&pop_lane(w)->rx_bytes, rx->len + (uint64_t)(segs - 1) *
+		(size_t)(rx->g.inner - rx->pkt + rx->gso_hdr));
 	if (rx->reason && rx->g.src.s_addr == 0)
 		return;
 	rx->site = sitetab_lookup(w->gw, rx->g.src, rx->g.has_key, rx->g.key, &rx->other);
@@ -446,9 +478,17 @@ static void gre_handle(struct gw_worker *w, struct gw_rx *rx)
 		break;
 	case INNER_KEEPALIVE_REPLY:
 	case INNER_DATA:
-		handle_data(w, site, (uint8_t *)g->inner, &info);
+		handle_data(w, site, (uint8_t *)g->inner, &info, rx);
 		break;
 	}
+}
+
+/* The second pass for one packet; drops count its segments. */
+static void gre_handle_counted(struct gw_worker *w, struct gw_rx *rx)
+{
+	w->more_segs = (uint16_t)(rx->segs - 1);
+	gre_handle(w, rx);
+	w->more_segs = 0;
 }
 
 void worker_handle_gre(struct gw_worker *w, uint8_t *pkt, size_t len)
@@ -456,7 +496,16 @@ void worker_handle_gre(struct gw_worker *w, uint8_t *pkt, size_t len)
 	struct gw_rx rx = { .pkt = pkt, .len = len };
 
 	gre_classify(w, &rx);
-	gre_handle(w, &rx);
+	gre_handle_counted(w, &rx);
+}
+
+void worker_handle_gre_merged(struct gw_worker *w, uint8_t *pkt, size_t len, uint16_t gso_size,
+			      uint8_t gso_type)
+{
+	struct gw_rx rx = { .pkt = pkt, .len = len, .gso_size = gso_size, .gso_type = gso_type };
+
+	gre_classify(w, &rx);
+	gre_handle_counted(w, &rx);
 }
 
 /*
@@ -482,20 +531,25 @@ static inline void site_prefetch(struct gw_worker *w, const struct gw_site *site
  * every packet's site and requests the lines it will need; the second
  * finds them arriving or there.
  */
-void worker_handle_gre_batch(struct gw_worker *w, uint8_t *const *pkt, const size_t *len,
-			     unsigned n)
+static void handle_rx_batch(struct gw_worker *w, struct gw_rx *rx, unsigned n)
 {
-	struct gw_rx *rx = w->rx_pending;
-
 	for (unsigned i = 0; i < n; i++) {
-		rx[i].pkt = pkt[i];
-		rx[i].len = len[i];
 		gre_classify(w, &rx[i]);
 		if (rx[i].site)
 			site_prefetch(w, rx[i].site);
 	}
 	for (unsigned i = 0; i < n; i++)
-		gre_handle(w, &rx[i]);
+		gre_handle_counted(w, &rx[i]);
+}
+
+void worker_handle_gre_batch(struct gw_worker *w, uint8_t *const *pkt, const size_t *len,
+			     unsigned n)
+{
+	struct gw_rx *rx = w->rx_pending;
+
+	for (unsigned i = 0; i < n; i++)
+		rx[i] = (struct gw_rx){ .pkt = pkt[i], .len = len[i] };
+	handle_rx_batch(w, rx, n);
 }
 
 /*
@@ -649,26 +703,35 @@ static void worker_poll_gre(struct gw_worker *w)
 	}
 }
 
-/* The packets of one ring block, GW_BATCH at a time. */
+/*
+ * The packets of one ring block, GW_BATCH at a time. With PACKET_VNET_HDR
+ * a virtio_net_hdr precedes each: a GSO type there means the kernel's GRO
+ * merged segments into the packet.
+ */
 static void ring_handle_block(struct gw_worker *w, struct tpacket_block_desc *bd)
 {
 	struct tpacket3_hdr *h = (struct tpacket3_hdr *)(void *)((uint8_t *)bd +
 								 bd->hdr.bh1.offset_to_first_pkt);
-	uint8_t *pkt[GW_BATCH];
-	size_t len[GW_BATCH];
+	struct gw_rx *rx = w->rx_pending;
 	unsigned n = 0;
 
 	for (uint32_t i = 0; i < bd->hdr.bh1.num_pkts; i++) {
-		pkt[n] = (uint8_t *)h + h->tp_net;
-		len[n++] = h->tp_snaplen;
-		if (n == GW_BATCH) {
-			worker_handle_gre_batch(w, pkt, len, n);
+		rx[n] = (struct gw_rx){ .pkt = (uint8_t *)h + h->tp_net, .len = h->tp_snaplen };
+		if (w->ring.vnet) {
+			struct virtio_net_hdr vh;
+
+			memcpy(&vh, (uint8_t *)h + h->tp_mac - sizeof(vh), sizeof(vh));
+			rx[n].gso_size = le16toh(vh.gso_size);
+			rx[n].gso_type = vh.gso_type;
+		}
+		if (++n == GW_BATCH) {
+			handle_rx_batch(w, rx, n);
 			n = 0;
 		}
 		h = (struct tpacket3_hdr *)(void *)((uint8_t *)h + h->tp_next_offset);
 	}
 	if (n > 0)
-		worker_handle_gre_batch(w, pkt, len, n);
+		handle_rx_batch(w, rx, n);
 }
 
 /*
@@ -811,9 +874,9 @@ fail:
 static int open_ring(struct gw *gw, struct gw_worker *w)
 {
 	struct sock_filter code[] = {
-		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 9),			/* IP protocol */
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, SKF_NET_OFF + 9),	/* IP protocol */
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_GRE, 0, 3),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 16),			/* destination */
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_NET_OFF + 16),	/* destination */
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohl(gw->conf.gateway_ip.s_addr), 0, 1),
 		BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
 		BPF_STMT(BPF_RET | BPF_K, 0),
@@ -830,10 +893,16 @@ static int open_ring(struct gw *gw, struct gw_worker *w)
 		.sll_ifindex = (int)if_nametoindex(gw->conf.wan_interface),
 	};
 	int version = TPACKET_V3, fanout = (getpid() & 0xffff) | (PACKET_FANOUT_HASH << 16), r;
-	int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_IP));
+	int one = 1;
+	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_IP));
 
 	if (fd < 0)
 		return -errno;
+	/*
+	 * Before the ring exists, and only a SOCK_RAW socket may: the segment
+	 * size of what the kernel merged, in a header before the link header.
+	 */
+	w->ring.vnet = setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) == 0;
 	if (ll.sll_ifindex == 0 ||
 	    setsockopt(fd, SOL_PACKET, PACKET_VERSION, &version, sizeof(version)) < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0 ||

@@ -3,7 +3,8 @@
 
     tests/fuzz/make_corpus.py        (from the repository root)
 
-corpus_worker/, corpus_tun/ and corpus_tun_gso/ (TUN reads with their
+corpus_worker/, corpus_merged/ (what GRO merged, after its GSO type and
+segment size), corpus_tun/ and corpus_tun_gso/ (TUN reads with their
 virtio_net_hdr) hold packets for the sites and endpoints of
 tests/fuzz/gw_fixture.c, corpus_control/ the requests of the control
 protocol (docs/architecture.md) and corpus_http_query/ query strings of
@@ -121,6 +122,34 @@ def worker_corpus():
         write("worker", name, bytes([state]) + pkt)
 
 
+def merged_corpus():
+    """Seeds of fuzz_merged: state, GSO type choice (1 TCPv4, 2 TCPv6, 3
+    UDP, | 0x80 ECN), segment size (little-endian), packet."""
+    def seed(kind, seg, pkt, state=STATE):
+        return bytes([state, kind]) + struct.pack("<H", seg) + pkt
+
+    data = tcp(40000, 443, syn=False, data=bytes(range(256)) * 16)   # 4096 bytes
+    seeds = {
+        "tcp4": seed(1, 1000, gre("198.18.0.2", ipv4("10.1.0.1", "192.0.2.80", 6, data,
+                                                     df=True))),
+        "tcp4_ecn_short_last": seed(0x81, 1400, gre("198.18.0.2", ipv4(
+            "10.1.0.1", "192.0.2.80", 6, data, df=True))),
+        "tcp4_too_big": seed(1, 1460, gre("198.18.0.2", ipv4("10.1.0.1", "192.0.2.80", 6,
+                                                             data, df=True))),
+        "tcp6": seed(2, 1000, gre("198.18.0.2", ipv6("2001:db8:1::1", "2001:db8:ffff::1", 6,
+                                                     data), proto=0x86dd)),
+        "udp4": seed(3, 1000, gre("198.18.0.3", ipv4("10.3.0.1", "192.0.2.53", 17,
+                                                     udp(5000, 53, bytes(3000))), key=43)),
+        "type_mismatch": seed(3, 1000, gre("198.18.0.2", ipv4("10.1.0.1", "192.0.2.80", 6,
+                                                              data))),
+        "policy": seed(1, 1000, gre("198.18.0.3", ipv4("10.2.0.1", "192.0.2.80", 6,
+                                                       tcp(1, 22, syn=False, data=bytes(3000))),
+                                    key=42)),
+    }
+    for name, data in seeds.items():
+        write("merged", name, data)
+
+
 def tun_corpus():
     seeds = {
         "reply_syn": (0, ipv4("192.0.2.80", "10.1.0.1", 6, tcp(443, 40000), df=True)),
@@ -211,6 +240,7 @@ def http_query_corpus():
 
 if __name__ == "__main__":
     worker_corpus()
+    merged_corpus()
     tun_corpus()
     tun_gso_corpus()
     control_corpus()

@@ -5,7 +5,7 @@
 # Harness BUILD/fuzz_NAME reads tests/fuzz/corpus_NAME/ (seeds),
 # tests/fuzz/crashes_NAME/ (inputs that once failed: regressions) and, when
 # it exists, tests/golden/NAME/ (the golden parser inputs), with the
-# dictionary tests/fuzz/NAME.dict (gre.dict for worker and tun). Fuzzing
+# dictionary tests/fuzz/NAME.dict (gre.dict for the worker harnesses). Fuzzing
 # writes new inputs and crashes under BUILD/ only, never into the
 # repository. Prints one line per harness: executions and result.
 set -u
@@ -32,7 +32,7 @@ inputs() {
 # The worker harnesses read packets too: they share gre.dict.
 dict_of() {
 	case "$1" in
-	worker|tun|tun_gso) echo gre ;;
+	worker|merged|tun|tun_gso) echo gre ;;
 	*) echo "$1" ;;
 	esac
 }

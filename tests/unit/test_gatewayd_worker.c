@@ -740,6 +740,99 @@ static void test_batch_coalesced(void)
 	CU_ASSERT_EQUAL(SITE("a", rx_bytes), bytes + 2 * 1440);
 }
 
+/*
+ * A GRE packet the kernel's GRO merged (the ring reports GSO_SIZE and
+ * GSO_TYPE), handled in a batch of its own; the TUN write it made, its
+ * virtio_net_hdr in *VH, or -1.
+ */
+static ssize_t merged(uint8_t *pkt, size_t len, uint16_t gso_size, uint8_t gso_type,
+		      uint8_t *out, size_t size, struct virtio_net_hdr *vh)
+{
+	ssize_t got;
+
+	worker_begin_batch(w);
+	rcu_read_lock();
+	worker_handle_gre_merged(w, pkt, len, gso_size, gso_type);
+	worker_flush_tx(w);
+	rcu_read_unlock();
+	got = read(tun_peer, out, size);
+	if (got < (ssize_t)sizeof(*vh))
+		return -1;
+	memcpy(vh, out, sizeof(*vh));
+	return got - (ssize_t)sizeof(*vh);
+}
+
+/*
+ * What the kernel merged from segments of one flow goes to the TUN whole,
+ * asking the kernel to cut it at the segment size again, and counts as
+ * the segments did on the wire: in the site and in the POP's totals.
+ */
+static void test_kernel_merged(void)
+{
+	static uint8_t in[8000], pkt[8100], out[TUN_VNET_HDR_LEN + 8000];
+	const uint16_t sizes[2][3] = { { 1400, 1400, 1400 }, { 1400, 1400, 600 } };
+	struct virtio_net_hdr vh;
+
+	set_health(SHM_HEALTH_UP, SHM_HEALTH_UP, true);
+	drain();
+	for (int t = 0; t < 2; t++) {
+		size_t payload = (size_t)sizes[t][0] + sizes[t][1] + sizes[t][2], n;
+		uint64_t rx = SITE("a", rx_packets), bytes = SITE("a", rx_bytes);
+		uint64_t pop_rx = gw.shm.hdr->pop.lane[0].rx_packets;
+		uint64_t pop_bytes = gw.shm.hdr->pop.lane[0].rx_bytes;
+		uint8_t *ip = out + TUN_VNET_HDR_LEN;
+		uint16_t check;
+
+		n = gre(pkt, ROUTER_A, false, 0, GRE_PROTO_IPV4, in,
+			tcp_data(in, 7000 + 10000 * (uint32_t)t, payload));
+		CU_ASSERT_EQUAL_FATAL(merged(pkt, n, 1400, VIRTIO_NET_HDR_GSO_TCPV4, out,
+					     sizeof(out), &vh), (ssize_t)(40 + payload));
+		CU_ASSERT_EQUAL(vh.gso_type, VIRTIO_NET_HDR_GSO_TCPV4);
+		CU_ASSERT_EQUAL(vh.gso_size, 1400);
+		CU_ASSERT_EQUAL(vh.hdr_len, 40);
+		CU_ASSERT_EQUAL(vh.flags, VIRTIO_NET_HDR_F_NEEDS_CSUM);
+		CU_ASSERT_EQUAL(vh.csum_start, 20);
+		CU_ASSERT_EQUAL(vh.csum_offset, 16);
+		/* The kernel finishes each segment's checksum from the pseudo-header's. */
+		check = (uint16_t)(ip[36] << 8 | ip[37]);
+		CU_ASSERT_EQUAL(check, csum_fold(csum_partial(ip + 12, 8, IPPROTO_TCP + 20 + payload)));
+		CU_ASSERT_EQUAL(csum_fold(csum_partial(ip, 20, 0)), 0xffff);
+		CU_ASSERT_EQUAL(SITE("a", rx_packets), rx + 3);
+		CU_ASSERT_EQUAL(SITE("a", rx_bytes), bytes + 3 * 40 + payload);
+		CU_ASSERT_EQUAL(gw.shm.hdr->pop.lane[0].rx_packets, pop_rx + 3);
+		CU_ASSERT_EQUAL(gw.shm.hdr->pop.lane[0].rx_bytes, pop_bytes + 3 * (24 + 40) + payload);
+	}
+	CU_ASSERT_EQUAL(read(tun_peer, out, sizeof(out)), -1);
+}
+
+/*
+ * Segments larger than the tunnel allows are too big, each of them; a
+ * merged packet whose headers do not match its GSO type is one bad inner
+ * packet. Neither reaches the TUN.
+ */
+static void test_kernel_merged_refused(void)
+{
+	static uint8_t in[8000], pkt[8100], out[TUN_VNET_HDR_LEN + 8000];
+	uint64_t too_big = SITE_DROP("a", SHM_DROP_TOO_BIG);
+	uint64_t bad = SITE_DROP("a", SHM_DROP_BAD_INNER), rx = SITE("a", rx_packets);
+	struct virtio_net_hdr vh;
+	size_t n;
+
+	set_health(SHM_HEALTH_UP, SHM_HEALTH_UP, true);
+	drain();
+	/* 40 + 1440 > the tunnel MTU of 1476. */
+	n = gre(pkt, ROUTER_A, false, 0, GRE_PROTO_IPV4, in, tcp_data(in, 1, 4 * 1440));
+	CU_ASSERT_EQUAL(merged(pkt, n, 1440, VIRTIO_NET_HDR_GSO_TCPV4, out, sizeof(out), &vh), -1);
+	CU_ASSERT_EQUAL(SITE_DROP("a", SHM_DROP_TOO_BIG), too_big + 4);
+	n = gre(pkt, ROUTER_A, false, 0, GRE_PROTO_IPV4, in, tcp_data(in, 1, 4 * 1400));
+	CU_ASSERT_EQUAL(merged(pkt, n, 1400, VIRTIO_NET_HDR_GSO_UDP_L4, out, sizeof(out), &vh), -1);
+	CU_ASSERT_EQUAL(merged(pkt, n, 1400, VIRTIO_NET_HDR_GSO_TCPV6, out, sizeof(out), &vh), -1);
+	CU_ASSERT_EQUAL(merged(pkt, n, 0, VIRTIO_NET_HDR_GSO_TCPV4, out, sizeof(out), &vh), -1);
+	CU_ASSERT_EQUAL(SITE_DROP("a", SHM_DROP_BAD_INNER), bad + 3);
+	CU_ASSERT_EQUAL(SITE("a", rx_packets), rx);
+	drain();
+}
+
 /* Where the return path sends ADDR now: the site's name, or NULL. */
 static const char *endpoint_site(const char *addr)
 {
@@ -834,6 +927,9 @@ int main(void)
 	CU_add_test(s, "loop", test_loop);
 	CU_add_test(s, "a batch decides as packet by packet", test_batch);
 	CU_add_test(s, "a batch coalesced", test_batch_coalesced);
+	CU_add_test(s, "merged by the kernel: one write, counted per segment", test_kernel_merged);
+	CU_add_test(s, "merged by the kernel: too big, or not as its type says",
+		    test_kernel_merged_refused);
 	CU_add_test(s, "endpoint moved, aged, learned again", test_endpoint_moved_and_aged);
 	CU_add_test(s, "every packet counted", test_every_packet_counted);
 	/* Last: its TUN reads are not in the count above. */
