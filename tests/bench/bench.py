@@ -130,8 +130,9 @@ PROFILES = {
 }
 SEARCHED = ("overload", "tcp-lossless")
 # Flows (inner source ports) where a profile wants other than gregen's 16.
-# udp64-flows100000 is one site carrying as many flows as udp64-sites100000
-# has sites, one packet each in turn: neither coalesces, so the two differ
+# udp64-flows100000 is one site carrying as many flows from as many hosts
+# as udp64-sites100000 has sites (one host each), one packet each in turn:
+# neither coalesces and both learn 100,000 endpoints, so the two differ
 # only in how many sites the packets belong to.
 FLOWS = {"udp64-flows100000": 100000}
 # A bulk TCP sender's segmentation offload puts a burst of one flow's
@@ -477,7 +478,8 @@ def gregen(lab, profile, sites, seconds, count=None, direction="forward", rate=N
     if rate:
         cmd += ["--rate", str(int(rate))]
     if flows:
-        cmd += ["--flows", str(flows)]
+        # Each flow from its own host, as each site's in udp64-sites100000.
+        cmd += ["--flows", str(flows), "--flow-hosts"]
     # Not the TX ring: a ring slot stays taken until the receiver frees
     # its packet, so with the receive on the other core (--nic, RPS)
     # gregen would wait for it; sendmmsg copies and goes on.

@@ -98,6 +98,7 @@ struct gen_opts {
 	bool have_mac;
 	struct in_addr gateway, site_base, inner_base, inner_dst, plain_src;
 	bool plain;
+	bool flow_hosts;		/* each flow from its own inner address */
 	enum gen_profile profile;
 	uint32_t sites, flows, udp_gso;
 	uint32_t burst;			/* packets of a flow in a row */
@@ -269,7 +270,8 @@ static size_t build_inner(struct gen *g, uint64_t k, uint8_t *ip)
 	const struct gen_opts *o = &g->o;
 	uint32_t f = flow_of(o, k), s = f % o->sites;
 	uint16_t sport = (uint16_t)(10000 + f / o->sites % 50000), id = (uint16_t)k;
-	struct in_addr site = addr_plus(o->site_base, s), inner = addr_plus(o->inner_base, s);
+	struct in_addr site = addr_plus(o->site_base, s);
+	struct in_addr inner = addr_plus(o->inner_base, o->flow_hosts ? f : s);
 	size_t len;
 
 	if (o->profile == P_KEEPALIVE)
@@ -516,6 +518,8 @@ static void usage(FILE *out)
 		"                    (default udp64)\n"
 		"  --sites N         distinct outer source IPs (default 1)\n"
 		"  --flows N         flows, at least one per site (default 16)\n"
+		"  --flow-hosts      each flow from its own inner address (default:\n"
+		"                    one per site)\n"
 		"  --burst N         packets of one flow in a row before the next flow's,\n"
 		"                    as a sender's segmentation offload emits them (default 1)\n"
 		"  --site-base IP    first site's outer source IP (default 172.16.0.1)\n"
@@ -568,6 +572,7 @@ static bool parse_opt(struct gen_opts *o, int c, const char *v)
 	case 'P': o->plain = true; return parse_addr(v, &o->plain_src);
 	case 's': o->sites = (uint32_t)strtoul(v, &end, 10); break;
 	case 'f': o->flows = (uint32_t)strtoul(v, &end, 10); break;
+	case 'H': o->flow_hosts = true; return true;
 	case 'u': o->burst = (uint32_t)strtoul(v, &end, 10); break;
 	case 'c': o->count = strtoull(v, &end, 10); break;
 	case 'S': o->seconds = strtod(v, &end); break;
@@ -587,7 +592,7 @@ static int parse_args(struct gen_opts *o, int argc, char **argv)
 		{ "ifname", 1, NULL, 'i' }, { "dst-mac", 1, NULL, 'm' },
 		{ "gateway", 1, NULL, 'g' }, { "profile", 1, NULL, 'p' },
 		{ "sites", 1, NULL, 's' }, { "flows", 1, NULL, 'f' },
-		{ "burst", 1, NULL, 'u' },
+		{ "burst", 1, NULL, 'u' }, { "flow-hosts", 0, NULL, 'H' },
 		{ "site-base", 1, NULL, 'b' }, { "inner-base", 1, NULL, 'B' },
 		{ "inner-dst", 1, NULL, 'd' }, { "plain", 1, NULL, 'P' },
 		{ "count", 1, NULL, 'c' }, { "seconds", 1, NULL, 'S' },
