@@ -226,6 +226,9 @@ static void teardown_tenants(struct gatewayd *d)
 static void wan_gro_check(struct gw *gw)
 {
 	const char *ifname = gw->conf.wan_interface;
+	const char *why = gw->conf.io == CONF_IO_RING ?
+		"this kernel's packet ring does not report how it merged packets" :
+		"a raw GRE socket cannot cut merged packets again";
 	struct ethtool_value ev = { .cmd = ETHTOOL_GGRO };
 	struct ifreq ifr;
 	int fd;
@@ -244,12 +247,10 @@ static void wan_gro_check(struct gw *gw)
 		ev = (struct ethtool_value){ .cmd = ETHTOOL_SGRO, .data = 0 };
 		if (ioctl(fd, SIOCETHTOOL, &ifr) < 0)
 			log_warning("%s merges received packets (GRO) and it cannot be turned off "
-				    "(%m): merged GRE packets will be dropped as bad headers; run "
-				    "'ethtool -K %s gro off' or use gateway.io = \"ring\"", ifname,
-				    ifname);
+				    "(%m), but %s: merged GRE packets will be dropped; run "
+				    "'ethtool -K %s gro off'", ifname, why, ifname);
 		else
-			log_info("%s: GRO turned off: a raw GRE socket cannot cut merged packets "
-				 "again (gateway.io = \"ring\" keeps it on)", ifname);
+			log_info("%s: GRO turned off: %s", ifname, why);
 	}
 	if (fd >= 0)
 		close(fd);

@@ -401,6 +401,7 @@ drop:
 static void gre_classify(struct gw_worker *w, struct gw_rx *rx)
 {
 	unsigned segs = 1;
+	uint64_t bytes = rx->len;
 
 	memset(&rx->g, 0, sizeof(rx->g));
 	rx->site = rx->other = NULL;
@@ -416,9 +417,10 @@ static void gre_classify(struct gw_worker *w, struct gw_rx *rx)
 			rx->reason = SHM_DROP_BAD_INNER;
 	}
 	rx->segs = (uint16_t)segs;
+	if (segs > 1)
+		bytes += (uint64_t)(segs - 1) * (size_t)(rx->g.inner - rx->pkt + rx->gso_hdr);
 	shm_add(&pop_lane(w)->rx_packets, segs);
-	shm_add(&pop_lane(w)->rx_bytes, rx->len + (uint64_t)(segs - 1) *
-		(size_t)(rx->g.inner - rx->pkt + rx->gso_hdr));
+	shm_add(&pop_lane(w)->rx_bytes, bytes);
 	if (rx->reason && rx->g.src.s_addr == 0)
 		return;
 	rx->site = sitetab_lookup(w->gw, rx->g.src, rx->g.has_key, rx->g.key, &rx->other);
@@ -547,8 +549,11 @@ void worker_handle_gre_batch(struct gw_worker *w, uint8_t *const *pkt, const siz
 {
 	struct gw_rx *rx = w->rx_pending;
 
-	for (unsigned i = 0; i < n; i++)
-		rx[i] = (struct gw_rx){ .pkt = pkt[i], .len = len[i] };
+	for (unsigned i = 0; i < n; i++) {
+		rx[i].pkt = pkt[i];
+		rx[i].len = len[i];
+		rx[i].gso_type = VIRTIO_NET_HDR_GSO_NONE;
+	}
 	handle_rx_batch(w, rx, n);
 }
 
@@ -716,7 +721,12 @@ static void ring_handle_block(struct gw_worker *w, struct tpacket_block_desc *bd
 	unsigned n = 0;
 
 	for (uint32_t i = 0; i < bd->hdr.bh1.num_pkts; i++) {
-		rx[n] = (struct gw_rx){ .pkt = (uint8_t *)h + h->tp_net, .len = h->tp_snaplen };
+		/* The snapshot starts at the link header, the packet after it. */
+		uint32_t link = (uint32_t)(h->tp_net - h->tp_mac);
+
+		rx[n].pkt = (uint8_t *)h + h->tp_net;
+		rx[n].len = h->tp_snaplen > link ? h->tp_snaplen - link : 0;
+		rx[n].gso_type = VIRTIO_NET_HDR_GSO_NONE;
 		if (w->ring.vnet) {
 			struct virtio_net_hdr vh;
 

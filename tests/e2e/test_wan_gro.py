@@ -19,6 +19,7 @@ arrived once, with its checksum right and its flow's bytes in order.
 
 import json
 import os
+import re
 import sys
 
 import pytest
@@ -140,7 +141,8 @@ def send_bulk(lab):
                              "--count", str(PACKETS), "--rate", str(RATE), "--tx", "sendmmsg"],
                      timeout=30)
     assert f"packets={PACKETS} " in out, out
-    return json.loads(capture.wait_line(r"^\{", timeout=40))
+    wire = int(re.search(r"wire_bytes=(\d+)", out).group(1))
+    return json.loads(capture.wait_line(r"^\{", timeout=40)), wire
 
 
 def check_segments(seen):
@@ -161,12 +163,14 @@ def test_bulk_tcp_counted_and_intact(env):
              10, what="services up")
     before_site, before_pop = pop.site("branch"), pop.pop_totals()
     writes = tun_writes(lab)
-    seen = send_bulk(lab)
+    seen, wire = send_bulk(lab)
     site, totals = pop.site("branch"), pop.pop_totals()
     check_segments(seen)
     # Counted as the segments on the wire, whatever the kernel merged.
     assert site["rx_packets"] - before_site["rx_packets"] == PACKETS
     assert totals["rx_packets"] - before_pop["rx_packets"] == PACKETS
+    # And their IP bytes, each with its own headers (not the Ethernet one).
+    assert totals["rx_bytes"] - before_pop["rx_bytes"] == wire - 14 * PACKETS
     assert sum(site["drops"].values()) == sum(before_site["drops"].values())
     writes = tun_writes(lab) - writes
     if io == "ring":
@@ -181,5 +185,6 @@ def test_bulk_tcp_counted_and_intact(env):
 
 def test_socket_turns_gro_off(env):
     lab, pop, io = env
-    logged = "wan0: GRO turned off" in pop.log("gatewayd")
+    logged = ("wan0: GRO turned off: a raw GRE socket cannot cut merged packets again" in
+              pop.log("gatewayd"))
     assert logged == (io == "socket")
