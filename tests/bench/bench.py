@@ -35,9 +35,10 @@ one 47-segment UDP_SEGMENT packet, which reaches the TUN whole when the
 program asked for USO, segmented by the kernel otherwise.
 
 overload (UDP 64) and tcp-lossless (bulk TCP): per program, the lossless
-rate (gregen --rate, stepping down from what it delivered flat out until the
-loss is under LOSSLESS), then twice that offered, with pop1's receive work
-on the core under test; overload's verdict compares what it delivered with
+rate (gregen --rate, halving the interval between nothing and gregen's
+flat-out rate SEARCH_STEPS times, the fastest rate with a loss under
+LOSSLESS), then twice that offered, with pop1's receive work on the core
+under test; overload's verdict compares what it delivered with
 the lossless rate, tcp-lossless's the two programs' lossless rates.
 
 Before the profiles, gregen's own ceiling (into pop1 with a MAC nobody has)
@@ -142,9 +143,9 @@ TCP_BURST = 16
 SMOKE_PROFILES = ["udp64", "tcp", "return-udp64"]
 GSO_SEGMENT = 1372		# UDP payload: 1400-byte IP packets
 GSO_SEGMENTS = 47		# per gregen --udp-gso write
-# The overload search: fractions of the flat-out delivered rate tried in
-# turn until the loss is under LOSSLESS; then the offered rate is doubled.
-SEARCH_STEPS = (0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4)
+# The overload search (overload_round): halvings of the interval that holds
+# the lossless rate, to 1/64 of gregen's flat-out rate; then twice that rate.
+SEARCH_STEPS = 6
 LOSSLESS = 0.005
 
 
@@ -627,19 +628,24 @@ def measure(running, seconds, rate=None):
 
 
 def overload_round(lab, prog, name, seconds):
-    """PROG's lossless rate (searched downward from what it delivers flat
-    out, in steps of SEARCH_STEPS) and what it delivers when offered twice
-    that: the round at twice the rate, with the search in it."""
+    """PROG's lossless rate and what it delivers when offered twice that:
+    the round at twice the rate, with the search in it. The search halves
+    the interval between nothing and what gregen offered flat out,
+    SEARCH_STEPS times, keeping the fastest rate whose loss was under
+    LOSSLESS. (Not down from what it delivered flat out: a program whose
+    core a flood takes from it delivers far less than it could.)"""
     step_seconds = min(seconds, 2.0)
     with Running(lab, prog, name) as running:
         flat = measure(running, seconds)
         search, lossless = [], None
-        for frac in SEARCH_STEPS:
-            r = measure(running, step_seconds, rate=frac * flat["pps"])
+        lo, hi = 0.0, flat["offered_pps"]
+        for _ in range(SEARCH_STEPS):
+            r = measure(running, step_seconds, rate=(lo + hi) / 2)
             search.append(r)
             if r["accounting"]["loss"] < LOSSLESS:
-                lossless = r
-                break
+                lossless, lo = r, (lo + hi) / 2
+            else:
+                hi = (lo + hi) / 2
         found = lossless is not None
         lossless = lossless or search[-1]
         over = measure(running, seconds, rate=2 * lossless["pps"])
