@@ -79,7 +79,7 @@ int gw_sites_replace(struct gw *gw, struct sites *next, bool persist, char err[C
 		return r;
 	}
 	/* io = ring: new sites' next hops now; what remains at the next ticks. */
-	l2_refresh_unresolved(gw, L2_REFRESH_PER_TICK);
+	l2_refresh(gw, L2_REFRESH_PER_TICK);
 	r = sync_nft(gw, next);
 	if (r < 0)
 		log_warning("nftables: cannot update the set of site source IPs: %s (GRE from "

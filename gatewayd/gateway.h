@@ -232,7 +232,8 @@ struct gw {
 	 */
 	uint64_t *l2_words;
 	struct l2_resolver *l2;		/* control thread, but for its interfaces */
-	uint32_t l2_cursor;		/* the rolling refresh's next slot */
+	struct l2_slot *l2_slots;	/* control thread: each slot's route */
+	uint32_t l2_cursor;		/* the slot the next refresh starts at */
 };
 
 /* sitetab.c: the RCU tables. */

@@ -4,9 +4,9 @@
  * next hop on the route's interface, and publish the answer for the
  * workers (gw->l2_words, one atomic word per shared-memory slot). See l2.h.
  *
- * A refresh pass walks the slots a bounded number at a time, so a POP with
- * 100,000 sites spreads the work over several periodic calls; sites mostly
- * share one router, so a pass remembers the next hops it already looked up.
+ * Each slot keeps the route it was resolved over, so a refresh asks the
+ * kernel only for the neighbours of the next hops, once each per sweep;
+ * routes are asked again after rtnetlink announces a change (l2.h).
  */
 #include <errno.h>
 #include <libmnl/libmnl.h>
@@ -60,17 +60,68 @@ static int l2_interface_mac(int ifindex, uint8_t mac[L2_MAC_LEN])
 	return r;
 }
 
+/* What moves a route: routes and rules themselves, addresses, links going down. */
+#define L2_CHANGE_GROUPS	(RTMGRP_IPV4_ROUTE | RTMGRP_IPV4_RULE | RTMGRP_IPV4_IFADDR | \
+				 RTMGRP_LINK)
+
+static int l2_changes_open(struct mnl_socket **out)
+{
+	struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+	if (!nl)
+		return -errno;
+	if (mnl_socket_bind(nl, L2_CHANGE_GROUPS, MNL_SOCKET_AUTOPID) < 0) {
+		int err = -errno;
+
+		mnl_socket_close(nl);
+		return err;
+	}
+	*out = nl;
+	return 0;
+}
+
 int l2_open(struct l2_resolver *r)
 {
+	int ret;
+
 	memset(r, 0, sizeof(*r));
-	return nl_socket_open(NETLINK_ROUTE, &r->nl);
+	r->route_gen = 1;
+	ret = nl_socket_open(NETLINK_ROUTE, &r->nl);
+	if (ret < 0)
+		return ret;
+	ret = l2_changes_open(&r->changes);
+	if (ret < 0)
+		l2_close(r);
+	return ret;
 }
 
 void l2_close(struct l2_resolver *r)
 {
 	if (r->nl)
 		mnl_socket_close(r->nl);
-	r->nl = NULL;
+	if (r->changes)
+		mnl_socket_close(r->changes);
+	r->nl = r->changes = NULL;
+}
+
+bool l2_routes_changed(struct l2_resolver *r)
+{
+	char buf[L2_NL_BUF];
+	bool changed = false;
+
+	for (;;) {
+		ssize_t n = mnl_socket_recvfrom(r->changes, buf, sizeof(buf));
+
+		if (n > 0 || (n < 0 && errno == ENOBUFS)) {
+			changed = true;		/* lost ones (ENOBUFS) were changes too */
+			continue;
+		}
+		if (n == 0 || errno != EINTR)
+			break;			/* EAGAIN: all read */
+	}
+	if (changed && ++r->route_gen == 0)
+		r->route_gen = 1;
+	return changed;
 }
 
 int l2_iface_index(struct l2_resolver *r, int ifindex)
@@ -219,58 +270,73 @@ void l2_pass_begin(struct l2_resolver *r)
 	r->cached = 0;
 }
 
-/* The MAC of the usable next hop HOP on IFINDEX from the pass's cache, or NULL. */
-static const uint8_t *l2_cache_find(const struct l2_resolver *r, int ifindex, struct in_addr hop)
+/* The sweep's cache entry for next hop HOP on IFINDEX, or -1. */
+static int l2_cache_find(const struct l2_resolver *r, int ifindex, struct in_addr hop)
 {
 	for (unsigned i = 0; i < r->cached; i++)
 		if (r->cache[i].ifindex == ifindex && r->cache[i].next_hop.s_addr == hop.s_addr)
-			return r->cache[i].mac;
-	return NULL;
+			return (int)i;
+	return -1;
+}
+
+uint64_t l2_hop_word(struct l2_resolver *r, int ifindex, struct in_addr next_hop,
+		     struct in_addr dst)
+{
+	uint8_t mac[L2_MAC_LEN];
+	int iface = l2_iface_index(r, ifindex);
+	int known;
+	bool usable;
+
+	if (iface < 0)
+		return 0;
+	known = l2_cache_find(r, ifindex, next_hop);
+	if (known >= 0)
+		return r->cache[known].usable ?
+			l2_word_encode(r->cache[known].mac, (unsigned)iface, dst) : 0;
+	if (l2_neighbour(r, ifindex, next_hop, mac, &usable) < 0)
+		return 0;			/* an error is not an answer: asked again */
+	if (r->cached < L2_CACHE_SIZE) {
+		r->cache[r->cached].ifindex = ifindex;
+		r->cache[r->cached].next_hop = next_hop;
+		r->cache[r->cached].usable = usable;
+		memcpy(r->cache[r->cached++].mac, mac, L2_MAC_LEN);
+	}
+	return usable ? l2_word_encode(mac, (unsigned)iface, dst) : 0;
 }
 
 uint64_t l2_resolve(struct l2_resolver *r, struct in_addr dst)
 {
-	uint8_t mac[L2_MAC_LEN];
-	const uint8_t *known;
 	struct in_addr hop;
-	int ifindex, iface;
-	bool usable;
+	int ifindex;
 
 	if (l2_route(r, dst, &ifindex, &hop) < 0)
 		return 0;
-	iface = l2_iface_index(r, ifindex);
-	if (iface < 0)
-		return 0;
-	known = l2_cache_find(r, ifindex, hop);
-	if (known)
-		return l2_word_encode(known, (unsigned)iface, dst);
-	if (l2_neighbour(r, ifindex, hop, mac, &usable) < 0 || !usable)
-		return 0;
-	/* Only answers are kept: a missing neighbour is asked again, it may appear. */
-	if (r->cached < L2_CACHE_SIZE) {
-		r->cache[r->cached].ifindex = ifindex;
-		r->cache[r->cached].next_hop = hop;
-		memcpy(r->cache[r->cached++].mac, mac, L2_MAC_LEN);
-	}
-	return l2_word_encode(mac, (unsigned)iface, dst);
+	return l2_hop_word(r, ifindex, hop, dst);
 }
 
 /* --- gatewayd: one word per shared-memory slot --- */
 
 int l2_gw_open(struct gw *gw)
 {
+	uint32_t capacity = gw->shm.hdr->site_capacity;
 	int r;
 
-	gw->l2_words = calloc(gw->shm.hdr->site_capacity, sizeof(*gw->l2_words));
+	gw->l2_words = calloc(capacity, sizeof(*gw->l2_words));
+	gw->l2_slots = calloc(capacity, sizeof(*gw->l2_slots));
 	gw->l2 = calloc(1, sizeof(*gw->l2));
-	if (!gw->l2_words || !gw->l2) {
+	if (!gw->l2_words || !gw->l2_slots || !gw->l2) {
 		l2_gw_close(gw);
 		return -ENOMEM;
 	}
 	r = l2_open(gw->l2);
-	if (r < 0)
+	if (r < 0) {
 		l2_gw_close(gw);
-	return r;
+		return r;
+	}
+	for (uint32_t s = 0; s < capacity; s++)
+		if (gw->by_slot[s])
+			gw->l2_slots[s].dst = gw->by_slot[s]->conf.source_ip;
+	return 0;
 }
 
 void l2_gw_close(struct gw *gw)
@@ -279,51 +345,76 @@ void l2_gw_close(struct gw *gw)
 		l2_close(gw->l2);
 	free(gw->l2);
 	free(gw->l2_words);
+	free(gw->l2_slots);
 	gw->l2 = NULL;
 	gw->l2_words = NULL;
+	gw->l2_slots = NULL;
 }
 
-/* Resolve SITE again and publish its word, whatever it is now. */
-static void l2_publish(struct gw *gw, const struct gw_site *site)
+static void l2_publish(struct gw *gw, uint32_t slot, uint64_t word)
 {
-	uint64_t word = l2_resolve(gw->l2, site->conf.source_ip);
-
-	__atomic_store_n(&gw->l2_words[site->slot], word, __ATOMIC_RELEASE);
+	/* Only a change is stored: the workers' cache line stays theirs. */
+	if (gw->l2_words[slot] != word)
+		__atomic_store_n(&gw->l2_words[slot], word, __ATOMIC_RELEASE);
 }
 
-unsigned l2_refresh_unresolved(struct gw *gw, unsigned budget)
+void l2_slot_set(struct gw *gw, uint32_t slot, struct in_addr dst)
 {
-	uint8_t mac[L2_MAC_LEN];
-	unsigned done = 0, iface;
-
-	if (!gw->l2)
-		return 0;
-	for (uint32_t s = 0; s < gw->shm.hdr->site_capacity && done < budget; s++) {
-		const struct gw_site *site = gw->by_slot[s];
-
-		if (!site || l2_word_decode(gw->l2_words[s], site->conf.source_ip, mac, &iface))
-			continue;
-		l2_publish(gw, site);
-		done++;
-	}
-	return done;
-}
-
-void l2_refresh_tick(struct gw *gw, unsigned budget)
-{
-	uint32_t capacity;
+	struct l2_slot *ls;
 
 	if (!gw->l2)
 		return;
-	capacity = gw->shm.hdr->site_capacity;
-	if (gw->l2_cursor >= capacity)
-		gw->l2_cursor = 0;
-	if (gw->l2_cursor == 0)
-		l2_pass_begin(gw->l2);
-	for (unsigned n = 0; n < budget && gw->l2_cursor < capacity; n++) {
-		const struct gw_site *site = gw->by_slot[gw->l2_cursor++];
+	ls = &gw->l2_slots[slot];
+	if (ls->dst.s_addr == dst.s_addr)
+		return;				/* the same tunnel source: the same route */
+	*ls = (struct l2_slot){ .dst = dst };
+	l2_publish(gw, slot, 0);
+}
 
-		if (site)
-			l2_publish(gw, site);
+void l2_slot_clear(struct gw *gw, uint32_t slot)
+{
+	if (!gw->l2)
+		return;
+	gw->l2_slots[slot] = (struct l2_slot){ 0 };
+	l2_publish(gw, slot, 0);
+}
+
+/*
+ * LS's word now, its route asked first when it has none of this
+ * generation. No route, or one through an interface frames cannot take,
+ * is an answer kept until routes change; a failed request is asked again.
+ */
+static uint64_t l2_slot_word(struct l2_resolver *r, struct l2_slot *ls)
+{
+	if (ls->route_gen != r->route_gen) {
+		int ret = l2_route(r, ls->dst, &ls->ifindex, &ls->next_hop);
+
+		if (ret < 0 && ret != -ENETUNREACH)
+			return 0;
+		if (ret < 0 || l2_iface_index(r, ls->ifindex) < 0)
+			ls->ifindex = 0;
+		ls->route_gen = r->route_gen;
 	}
+	return ls->ifindex ? l2_hop_word(r, ls->ifindex, ls->next_hop, ls->dst) : 0;
+}
+
+unsigned l2_refresh(struct gw *gw, unsigned budget)
+{
+	uint32_t capacity = gw->shm.hdr->site_capacity;
+	struct l2_resolver *r = gw->l2;
+	uint32_t first;
+
+	if (!r || capacity == 0)
+		return 0;
+	l2_routes_changed(r);
+	l2_pass_begin(r);
+	first = r->seq;
+	for (uint32_t n = 0; n < capacity && r->seq - first < budget; n++) {
+		uint32_t s = gw->l2_cursor;
+
+		gw->l2_cursor = s + 1 < capacity ? s + 1 : 0;
+		if (gw->l2_slots[s].dst.s_addr)
+			l2_publish(gw, s, l2_slot_word(r, &gw->l2_slots[s]));
+	}
+	return r->seq - first;
 }

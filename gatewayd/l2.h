@@ -18,6 +18,13 @@
  * socket instead, which also makes the kernel resolve the neighbour, so
  * the next refresh finds it. Interface table entries are written once,
  * before the first word that names them is stored with release order.
+ *
+ * What it costs with many sites: a slot remembers its route (interface and
+ * next hop), asked once when its site arrives and again only after the
+ * kernel announced a change of routes, rules, addresses or links (an
+ * rtnetlink subscription). Each refresh sweeps the slots and asks only for
+ * the neighbour entries of the next hops they name, once per next hop per
+ * sweep, usable or not: 100,000 sites behind one router cost one request.
  */
 #ifndef GATEWAYD_L2_H
 #define GATEWAYD_L2_H
@@ -35,8 +42,8 @@
 #define L2_IFACE_SHIFT		59
 #define L2_TAG_SHIFT		48
 #define L2_TAG_MASK		0x7ffULL
-#define L2_REFRESH_PER_TICK	4096	/* slots visited per periodic call */
-#define L2_CACHE_SIZE		16	/* next hops remembered within a pass */
+#define L2_REFRESH_PER_TICK	4096	/* netlink requests per refresh, at most */
+#define L2_CACHE_SIZE		16	/* next hops remembered within a sweep */
 
 /* An interface frames leave through: its index and its own address. */
 struct l2_iface {
@@ -101,21 +108,38 @@ static inline bool l2_frame_header(uint64_t word, struct in_addr dst,
 
 struct mnl_socket;
 
-/* A resolver: its netlink socket, the interfaces it met, a pass's cache. */
+/*
+ * A resolver: its request socket (seq counts its requests), its
+ * subscription to route changes, the interfaces it met, a sweep's cache.
+ */
 struct l2_resolver {
 	struct mnl_socket *nl;
 	uint32_t seq;
+	struct mnl_socket *changes;	/* non-blocking; any message means routes moved */
+	uint32_t route_gen;		/* bumped per change seen; never 0 */
 	struct l2_iface iface[L2_IFACES];	/* read by workers: see the top */
 	unsigned n_ifaces;
 	struct {
 		int ifindex;
 		struct in_addr next_hop;
+		bool usable;
 		uint8_t mac[L2_MAC_LEN];
-	} cache[L2_CACHE_SIZE];		/* usable next hops, within one pass */
+	} cache[L2_CACHE_SIZE];		/* neighbours asked within one sweep */
 	unsigned cached;
 };
 
-/* Open a resolver (a netlink socket; no capability needed). 0 or -errno. */
+/* What the control thread knows of one slot's route (gatewayd's side). */
+struct l2_slot {
+	struct in_addr dst;		/* the site's source IP; 0: the slot is free */
+	struct in_addr next_hop;	/* the route's gateway, or dst itself */
+	int ifindex;			/* the route's interface; 0: none usable */
+	uint32_t route_gen;		/* the resolver's route_gen when asked; 0: never */
+};
+
+/*
+ * Open a resolver: a request socket and a subscription to IPv4 route,
+ * rule, address and link changes (no capability needed). 0 or -errno.
+ */
 int l2_open(struct l2_resolver *r);
 void l2_close(struct l2_resolver *r);
 
@@ -144,35 +168,49 @@ int l2_neighbour(struct l2_resolver *r, int ifindex, struct in_addr next_hop,
 int l2_iface_index(struct l2_resolver *r, int ifindex);
 
 /*
- * The word for DST (l2_word_encode): route, interface, then neighbour, the
- * latter taken from the pass's cache when an earlier lookup found the same
- * next hop usable. 0 when unresolved, for any reason. l2_pass_begin
- * empties the cache.
+ * The word for DST (l2_word_encode) over the route toward it through
+ * interface IFINDEX and NEXT_HOP: the interface, then the neighbour, taken
+ * from the sweep's cache when the sweep asked for that next hop already
+ * (usable or not). 0 when unresolved, for any reason. l2_pass_begin
+ * empties the cache; l2_resolve asks the route first.
  */
+uint64_t l2_hop_word(struct l2_resolver *r, int ifindex, struct in_addr next_hop,
+		     struct in_addr dst);
 uint64_t l2_resolve(struct l2_resolver *r, struct in_addr dst);
 void l2_pass_begin(struct l2_resolver *r);
 
 /*
+ * Read every change announced since the last call; true when there was
+ * one (or the kernel dropped some for a full socket buffer), and then
+ * route_gen has moved on, so every slot's route is asked again.
+ */
+bool l2_routes_changed(struct l2_resolver *r);
+
+/*
  * gatewayd's side, control thread only. l2_gw_open (io = ring, before the
- * workers start): gw->l2_words for every slot and gw->l2; 0 or -errno.
- * l2_gw_close at exit, after the workers stopped.
+ * workers start): gw->l2_words and gw->l2_slots for every slot, seeded with
+ * the sites already in gw->by_slot, and gw->l2; 0 or -errno. l2_gw_close at
+ * exit, after the workers stopped.
  */
 struct gw;
 int l2_gw_open(struct gw *gw);
 void l2_gw_close(struct gw *gw);
 
 /*
- * Resolve the sites whose slot has no word for their source IP yet (new or
- * changed sites, next hops still unknown), at most BUDGET of them. Returns
- * how many were looked up. A no-op without l2_gw_open.
+ * Site table changes (sitetab.c): SLOT now holds a site whose source IP is
+ * DST (its route is asked at the next refresh; a new DST clears the word
+ * first), or no site. No-ops without l2_gw_open.
  */
-unsigned l2_refresh_unresolved(struct gw *gw, unsigned budget);
+void l2_slot_set(struct gw *gw, uint32_t slot, struct in_addr dst);
+void l2_slot_clear(struct gw *gw, uint32_t slot);
 
 /*
- * The periodic refresh: the next BUDGET slots of a rolling pass over all
- * slots, so MACs that changed or went stale are seen again. A no-op
- * without l2_gw_open.
+ * A refresh: take in announced route changes, then sweep the slots from
+ * where the last refresh stopped, asking routes the slots lack and the
+ * neighbours of their next hops, and store each word that changed. Stops
+ * after one whole sweep or BUDGET requests, whichever comes first; returns
+ * the requests made. A no-op without l2_gw_open.
  */
-void l2_refresh_tick(struct gw *gw, unsigned budget);
+unsigned l2_refresh(struct gw *gw, unsigned budget);
 
 #endif

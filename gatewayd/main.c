@@ -16,6 +16,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
 #include <net/if.h>
@@ -497,8 +498,7 @@ static void periodic(struct gatewayd *d)
 	}
 	if (local_addrs_refresh(gw) < 0)
 		log_warning("cannot read this host's addresses: %m (keeping the last ones)");
-	l2_refresh_unresolved(gw, L2_REFRESH_PER_TICK);
-	l2_refresh_tick(gw, L2_REFRESH_PER_TICK);
+	l2_refresh(gw, L2_REFRESH_PER_TICK);
 	check_health_heartbeat(d, now);	/* first: the auth failure lines name the health */
 	established = scan_sites(d, now);
 	if (workers_alive(gw, now))
@@ -652,6 +652,8 @@ int main(int argc, char **argv)
 	open_next_hops(&d.gw);
 	load_sites(&d, opts.sites_path);
 	setup_tenants(&d);
+	/* Every site's next hop before the workers run: later only changes cost. */
+	l2_refresh(&d.gw, UINT_MAX);
 	if (local_addrs_refresh(&d.gw) < 0)
 		fatal("cannot read this host's addresses: %m");
 	start_workers(&d);

@@ -22,6 +22,7 @@
 #include <sys/mman.h>
 
 #include "gatewayd/gateway.h"
+#include "gatewayd/l2.h"
 #include "lib/timeutil.h"
 
 #ifdef GW_TSAN
@@ -347,6 +348,7 @@ static int publish_sites(struct gw *gw, const struct sites *sites, const int *sl
 		tsan_publish(site);
 		cds_lfht_add(gw->sites_by_source, hash_source(sc->source_ip), &site->by_source);
 		rcu_assign_pointer(gw->by_slot[slot_of[i]], site);
+		l2_slot_set(gw, (uint32_t)slot_of[i], sc->source_ip);
 		if (old) {
 			cds_lfht_del(gw->sites_by_source, &old->by_source);
 			call_rcu(&old->rcu, site_free_rcu);
@@ -392,6 +394,7 @@ int sitetab_apply(struct gw *gw, const struct sites *sites,
 			cds_lfht_del(gw->sites_by_source, &old->by_source);
 			rcu_read_unlock();
 			rcu_assign_pointer(gw->by_slot[s], NULL);
+			l2_slot_clear(gw, s);
 			gone[n_gone++] = old;
 			changed(gw, &old->conf, NULL);
 		} else if (shm_site_at(&gw->shm, s)->in_use) {

@@ -180,54 +180,152 @@ static void test_resolve_and_cache(void)
 			   " nud permanent"), 0);
 }
 
-/* gatewayd's side: one word per slot, unresolved sites first, then rolling. */
-static void test_gw_slots(void)
+/* A gw with CAP slots, the given sites in them, as sitetab would have them. */
+static struct gw *fake_gw(uint32_t cap)
 {
-	static struct gw gw;
-	struct shm_header *hdr = calloc(1, sizeof(*hdr));
-	struct gw_site *sites = calloc(3, sizeof(*sites));
-	uint8_t mac[6];
+	struct gw *gw = calloc(1, sizeof(*gw));
+
+	gw->shm.hdr = calloc(1, sizeof(*gw->shm.hdr));
+	gw->shm.hdr->site_capacity = cap;
+	gw->by_slot = calloc(cap, sizeof(*gw->by_slot));
+	return gw;
+}
+
+static void fake_gw_free(struct gw *gw)
+{
+	l2_gw_close(gw);
+	CU_ASSERT_PTR_NULL(gw->l2_words);
+	free(gw->by_slot);
+	free(gw->shm.hdr);
+	free(gw);
+}
+
+/* The MAC in SLOT's word for DST, or NULL when the word is not valid for it. */
+static const uint8_t *slot_mac(const struct gw *gw, uint32_t slot, const char *dst)
+{
+	static uint8_t mac[6];
 	unsigned iface;
 
-	gw.shm.hdr = hdr;
-	hdr->site_capacity = 5;
-	gw.by_slot = calloc(5, sizeof(*gw.by_slot));
-	sites[0] = (struct gw_site){ .slot = 0 };
+	return l2_word_decode(gw->l2_words[slot], ip(dst), mac, &iface) ? mac : NULL;
+}
+
+/* gatewayd's side: one word per slot; sites already there, then changes. */
+static void test_gw_slots(void)
+{
+	struct gw *gw = fake_gw(5);
+	struct gw_site *sites = calloc(3, sizeof(*sites));
+	const uint8_t *mac;
+
 	sites[0].conf.source_ip = ip(BEHIND);
-	sites[1] = (struct gw_site){ .slot = 3 };
 	sites[1].conf.source_ip = ip(ROUTER);
-	sites[2] = (struct gw_site){ .slot = 4 };
 	sites[2].conf.source_ip = ip("192.0.2.77");		/* no neighbour yet */
-	gw.by_slot[0] = &sites[0];
-	gw.by_slot[3] = &sites[1];
-	gw.by_slot[4] = &sites[2];
+	gw->by_slot[0] = &sites[0];
+	gw->by_slot[3] = &sites[1];
+	gw->by_slot[4] = &sites[2];
 
-	CU_ASSERT_EQUAL(l2_refresh_unresolved(&gw, 10), 0);	/* not open: a no-op */
-	CU_ASSERT_EQUAL_FATAL(l2_gw_open(&gw), 0);
-	CU_ASSERT_EQUAL(l2_refresh_unresolved(&gw, 2), 2);	/* bounded */
-	CU_ASSERT(l2_word_decode(gw.l2_words[0], ip(BEHIND), mac, &iface));
-	CU_ASSERT(l2_word_decode(gw.l2_words[3], ip(ROUTER), mac, &iface));
-	CU_ASSERT_EQUAL(gw.l2_words[4], 0);
-	CU_ASSERT_EQUAL(l2_refresh_unresolved(&gw, 10), 1);	/* still unknown: asked again */
-	CU_ASSERT_EQUAL(gw.l2_words[4], 0);
+	CU_ASSERT_EQUAL(l2_refresh(gw, 10), 0);			/* not open: a no-op */
+	CU_ASSERT_EQUAL_FATAL(l2_gw_open(gw), 0);
+	/* Bounded: 2 requests are one slot's route and its neighbour. */
+	CU_ASSERT_EQUAL(l2_refresh(gw, 2), 2);
+	CU_ASSERT_PTR_NOT_NULL(slot_mac(gw, 0, BEHIND));
+	CU_ASSERT_EQUAL(gw->l2_words[3], 0);
+	/* The rest: two routes and their neighbours (each refresh asks anew). */
+	CU_ASSERT_EQUAL(l2_refresh(gw, 10), 4);
+	mac = slot_mac(gw, 3, ROUTER);
+	CU_ASSERT(mac && memcmp(mac, router_mac, 6) == 0);
+	CU_ASSERT_EQUAL(gw->l2_words[4], 0);
+	/* Routes are kept: a sweep asks each next hop's neighbour once. */
+	CU_ASSERT_EQUAL(l2_refresh(gw, 10), 2);
+	CU_ASSERT_EQUAL(gw->l2_words[4], 0);
 
-	/* The neighbour appears: the rolling pass finds it. */
+	/* The neighbour appears: the next sweep finds it. */
 	CU_ASSERT_EQUAL_FATAL(sh("ip neigh replace 192.0.2.77 lladdr 02:00:00:00:00:77 dev "
 				 WAN " nud reachable"), 0);
-	for (int i = 0; i < 3; i++)
-		l2_refresh_tick(&gw, 2);
-	CU_ASSERT(l2_word_decode(gw.l2_words[4], ip("192.0.2.77"), mac, &iface));
-	CU_ASSERT_EQUAL(mac[5], 0x77);
-	/* A slot taken by another site: the old word is not used for it. */
+	l2_refresh(gw, 10);
+	mac = slot_mac(gw, 4, "192.0.2.77");
+	CU_ASSERT(mac && mac[5] == 0x77);
+	/* A slot taken by another site: no word until its route is known. */
 	sites[0].conf.source_ip = ip(BEHIND2);
-	CU_ASSERT_FALSE(l2_word_decode(gw.l2_words[0], ip(BEHIND2), mac, &iface));
-	CU_ASSERT_EQUAL(l2_refresh_unresolved(&gw, 10), 1);
-	CU_ASSERT(l2_word_decode(gw.l2_words[0], ip(BEHIND2), mac, &iface));
-	l2_gw_close(&gw);
-	CU_ASSERT_PTR_NULL(gw.l2_words);
-	free(gw.by_slot);
+	l2_slot_set(gw, 0, ip(BEHIND2));
+	CU_ASSERT_EQUAL(gw->l2_words[0], 0);
+	CU_ASSERT_EQUAL(l2_refresh(gw, 10), 3);			/* its route, 2 neighbours */
+	CU_ASSERT_PTR_NOT_NULL(slot_mac(gw, 0, BEHIND2));
+	/* The same source again (an edit of other fields): nothing to ask. */
+	l2_slot_set(gw, 0, ip(BEHIND2));
+	CU_ASSERT_PTR_NOT_NULL(slot_mac(gw, 0, BEHIND2));
+	l2_slot_clear(gw, 4);
+	CU_ASSERT_EQUAL(gw->l2_words[4], 0);
+	CU_ASSERT_EQUAL(l2_refresh(gw, 10), 1);			/* one next hop left */
+	CU_ASSERT_EQUAL(gw->l2_words[4], 0);
+	fake_gw_free(gw);
 	free(sites);
-	free(hdr);
+}
+
+/*
+ * Many sites behind one router: after their routes are known, a sweep is one
+ * request, and a new MAC of the router reaches every slot in that sweep.
+ */
+static void test_gw_many_sites(void)
+{
+	enum { N = 2000 };
+	struct gw *gw = fake_gw(N);
+	struct gw_site *sites = calloc(N, sizeof(*sites));
+	char addr[32];
+	unsigned changed = 0;
+
+	for (uint32_t s = 0; s < N; s++) {
+		snprintf(addr, sizeof(addr), "203.0.%u.%u", s / 250, s % 250 + 1);
+		sites[s].conf.source_ip = ip(addr);
+		gw->by_slot[s] = &sites[s];
+	}
+	CU_ASSERT_EQUAL_FATAL(sh("ip route replace 203.0.0.0/16 via " ROUTER), 0);
+	CU_ASSERT_EQUAL_FATAL(l2_gw_open(gw), 0);
+	CU_ASSERT_EQUAL(l2_refresh(gw, 4 * N), N + 1);		/* every route, one neighbour */
+	CU_ASSERT_EQUAL(l2_refresh(gw, 4 * N), 1);
+	CU_ASSERT_EQUAL_FATAL(sh("ip neigh replace " ROUTER " lladdr 02:00:00:00:00:22 dev "
+				 WAN " nud permanent"), 0);
+	CU_ASSERT_EQUAL(l2_refresh(gw, 4 * N), 1);
+	for (uint32_t s = 0; s < N; s++) {
+		unsigned iface;
+		uint8_t mac[6];
+
+		changed += l2_word_decode(gw->l2_words[s], sites[s].conf.source_ip, mac, &iface) &&
+			   memcmp(mac, new_router_mac, 6) == 0;
+	}
+	CU_ASSERT_EQUAL(changed, N);
+	CU_ASSERT_EQUAL(sh("ip neigh replace " ROUTER " lladdr " ROUTER_MAC " dev " WAN
+			   " nud permanent && ip route del 203.0.0.0/16"), 0);
+	fake_gw_free(gw);
+	free(sites);
+}
+
+/* A route that changes is seen through the kernel's announcement, at once. */
+static void test_gw_route_change(void)
+{
+	struct gw *gw = fake_gw(2);
+	struct gw_site site = { 0 };
+	const uint8_t *mac;
+	uint8_t stale_mac[6] = { 2, 0, 0, 0, 0, 5 };
+
+	site.conf.source_ip = ip("198.51.100.9");
+	gw->by_slot[1] = &site;
+	CU_ASSERT_EQUAL_FATAL(sh("ip route replace 198.51.100.0/24 via " ROUTER), 0);
+	CU_ASSERT_EQUAL_FATAL(l2_gw_open(gw), 0);
+	CU_ASSERT_EQUAL(l2_refresh(gw, 10), 2);
+	mac = slot_mac(gw, 1, "198.51.100.9");
+	CU_ASSERT(mac && memcmp(mac, router_mac, 6) == 0);
+	CU_ASSERT_FALSE(l2_routes_changed(gw->l2));		/* nothing since */
+
+	CU_ASSERT_EQUAL_FATAL(sh("ip route replace 198.51.100.0/24 via " STALE), 0);
+	CU_ASSERT_EQUAL(l2_refresh(gw, 10), 2);			/* the route again, its hop */
+	mac = slot_mac(gw, 1, "198.51.100.9");
+	CU_ASSERT(mac && memcmp(mac, stale_mac, 6) == 0);
+	/* No route at all: no word, and not asked again until routes change. */
+	CU_ASSERT_EQUAL_FATAL(sh("ip route del 198.51.100.0/24"), 0);
+	CU_ASSERT_EQUAL(l2_refresh(gw, 10), 1);
+	CU_ASSERT_EQUAL(gw->l2_words[1], 0);
+	CU_ASSERT_EQUAL(l2_refresh(gw, 10), 0);
+	fake_gw_free(gw);
 }
 
 static int lab_setup(void)
@@ -271,7 +369,9 @@ int main(void)
 	CU_add_test(suite, "route: gateway, connected, elsewhere", test_route);
 	CU_add_test(suite, "neighbour states", test_neighbour);
 	CU_add_test(suite, "resolve, cached within a pass", test_resolve_and_cache);
-	CU_add_test(suite, "slots: unresolved first, rolling refresh", test_gw_slots);
+	CU_add_test(suite, "slots: sites there, changes, kept routes", test_gw_slots);
+	CU_add_test(suite, "slots: 2,000 sites behind one router", test_gw_many_sites);
+	CU_add_test(suite, "slots: a route change announced", test_gw_route_change);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	failures = CU_get_number_of_failures();
