@@ -190,6 +190,9 @@ struct gw_worker {
 	uint8_t accept_mode;
 	uint16_t ip_id;
 	uint16_t more_segs;		/* merged: segments beyond the first of the one handled */
+	/* What the kernel dropped before we read it: when last asked, and its total then. */
+	uint64_t queue_drops_read_ns;
+	uint32_t socket_drops_seen;	/* io = socket: SO_MEMINFO's running count */
 
 	/*
 	 * gateway.offload at setup (reload keeps it): coalesce what goes to

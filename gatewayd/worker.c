@@ -30,6 +30,7 @@
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/if_packet.h>
+#include <linux/sock_diag.h>
 #include <linux/virtio_net.h>
 #include <net/ethernet.h>
 #include <net/if.h>
@@ -73,6 +74,38 @@ static inline void site_drop(struct gw_worker *w, const struct gw_site *site, in
 	shm_add(&site_lane(w, site)->drops[reason], 1u + w->more_segs);
 }
 
+/*
+ * About once a second, what the kernel dropped since the last look because
+ * this worker's receive queue was full: the ring's own count (read and
+ * reset by PACKET_STATISTICS) or the raw socket's running one (SO_MEMINFO).
+ * One system call a second, never per packet.
+ */
+static void count_queue_drops(struct gw_worker *w)
+{
+	socklen_t len;
+
+	if (w->now_ns - w->queue_drops_read_ns < NSEC_PER_SEC || w->gre_fd < 0)
+		return;
+	w->queue_drops_read_ns = w->now_ns;
+	if (w->ring.map) {
+		struct tpacket_stats_v3 st;
+
+		len = sizeof(st);
+		if (getsockopt(w->gre_fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) == 0)
+			shm_add(&pop_lane(w)->rx_queue_drops, st.tp_drops);
+	} else {
+		uint32_t mem[SK_MEMINFO_VARS];
+
+		len = sizeof(mem);
+		if (getsockopt(w->gre_fd, SOL_SOCKET, SO_MEMINFO, mem, &len) == 0 &&
+		    len > SK_MEMINFO_DROPS * sizeof(mem[0])) {
+			shm_add(&pop_lane(w)->rx_queue_drops,
+				(uint32_t)(mem[SK_MEMINFO_DROPS] - w->socket_drops_seen));
+			w->socket_drops_seen = mem[SK_MEMINFO_DROPS];
+		}
+	}
+}
+
 void worker_begin_batch(struct gw_worker *w)
 {
 	struct shm_pop *pop = &w->gw->shm.hdr->pop;
@@ -91,6 +124,7 @@ void worker_begin_batch(struct gw_worker *w)
 	w->serving_mask = mask;
 	w->accept_mode = (uint8_t)__atomic_load_n(&pop->accept_mode, __ATOMIC_RELAXED);
 	shm_set(&pop_lane(w)->heartbeat_ns, w->now_ns);
+	count_queue_drops(w);
 }
 
 static inline bool site_served(const struct gw_worker *w, const struct gw_site *site)

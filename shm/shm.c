@@ -297,6 +297,7 @@ void shm_pop_sum(const struct shm *shm, struct shm_pop_totals *out)
 			out->drops[d] += shm_load(&l->drops[d]);
 		for (int p = 0; p < 4; p++)
 			out->unsupported_proto[p] += shm_load(&l->unsupported_proto[p]);
+		out->rx_queue_drops += shm_load(&l->rx_queue_drops);
 	}
 }
 

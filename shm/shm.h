@@ -166,6 +166,12 @@ struct shm_pop_lane {
 	uint64_t drops[SHM_DROP_COUNT];
 	uint64_t unsupported_proto[4];	/* by kind, see SHM_PROTO_* */
 	uint64_t heartbeat_ns;		/* the worker's last loop, for the watchdog */
+	/*
+	 * GRE the kernel dropped because the worker's receive queue (socket
+	 * buffer or ring) was full: read from the kernel about once a second.
+	 * In the last line's spare room, so no offset moved.
+	 */
+	uint64_t rx_queue_drops;
 } __attribute__((aligned(SHM_CACHELINE)));
 
 enum {
@@ -305,6 +311,7 @@ struct shm_pop_totals {
 	uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
 	uint64_t drops[SHM_DROP_COUNT];
 	uint64_t unsupported_proto[4];
+	uint64_t rx_queue_drops;
 };
 
 void shm_pop_sum(const struct shm *shm, struct shm_pop_totals *out);

@@ -235,6 +235,7 @@ static void collect_pop_read(struct collect_pop *pop, const struct shm *shm)
 		pop->totals.drops[d] = lanes.drops[d];
 	memcpy(pop->totals.unsupported_proto, lanes.unsupported_proto,
 	       sizeof(lanes.unsupported_proto));
+	pop->totals.rx_queue_drops = lanes.rx_queue_drops;
 	pop->accept_mode = __atomic_load_n(&p->accept_mode, __ATOMIC_RELAXED);
 	pop->healthd_heartbeat_ns = shm_load(&p->healthd_heartbeat_ns);
 	for (int s = 0; s < SHM_SVC_COUNT; s++) {
@@ -427,6 +428,7 @@ static json_t *pop_json_totals(const struct collect_pop *pop)
 	json_object_set_new(totals, "rx_bytes", json_u64(pop->totals.rx_bytes));
 	json_object_set_new(totals, "tx_packets", json_u64(pop->totals.tx_packets));
 	json_object_set_new(totals, "tx_bytes", json_u64(pop->totals.tx_bytes));
+	json_object_set_new(totals, "rx_queue_drops", json_u64(pop->totals.rx_queue_drops));
 	for (int d = 0; d < SHM_DROP_COUNT; d++)
 		json_object_set_new(drops, shm_drop_name(d), json_u64(pop->totals.drops[d]));
 	json_object_set_new(totals, "drops", drops);

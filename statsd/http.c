@@ -104,6 +104,9 @@ static void metrics_pop_totals(const struct collect *c, FILE *out)
 	put_head(out, "pop_drops_total", "counter", "Packets dropped, by reason, POP-wide.");
 	for (int d = 0; d < SHM_DROP_COUNT; d++)
 		put_u64(out, "pop_drops_total", "reason", shm_drop_name(d), pop->totals.drops[d]);
+	put_head(out, "pop_rx_queue_drops_total", "counter",
+		 "GRE packets the kernel dropped before gatewayd read them (receive queue full).");
+	put_u64(out, "pop_rx_queue_drops_total", NULL, NULL, pop->totals.rx_queue_drops);
 }
 
 /* The value of one per-site metric. */

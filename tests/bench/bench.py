@@ -147,6 +147,7 @@ GSO_SEGMENTS = 47		# per gregen --udp-gso write
 # the lossless rate, to 1/64 of gregen's flat-out rate; then twice that rate.
 SEARCH_STEPS = 6
 LOSSLESS = 0.005
+QUEUE_DROPS_LAG = 1.2		# s: gatewayd counts its receive queue's drops once a second
 
 
 class BenchError(Exception):
@@ -202,7 +203,8 @@ def grepop_counters(shm):
         for k, v in s["drops"].items():
             drops[k] += v
     return {"rx_packets": pop["rx_packets"], "tx_packets": pop["tx_packets"],
-            "delivered": sum(s["rx_packets"] for s in sites), "drops": drops}
+            "delivered": sum(s["rx_packets"] for s in sites), "drops": drops,
+            "rx_queue_drops": pop["rx_queue_drops"]}
 
 
 # How delivered packets are counted on sink0 (--egress): "tso" lets a
@@ -536,8 +538,14 @@ def account(before, after, sent, direction, egress, per_write=1):
         acc["gatewayd"] = {"rx_packets": g1["rx_packets"] - g0["rx_packets"],
                            "tx_packets": g1["tx_packets"] - g0["tx_packets"],
                            "delivered": g1["delivered"] - g0["delivered"],
+                           "rx_queue_drops": g1["rx_queue_drops"] - g0["rx_queue_drops"],
                            "drops": {k: v for k, v in drops.items() if v}}
         counted += sum(drops.values())
+        # What gatewayd's receive queue dropped, as gatewayd read it from the
+        # kernel: with the ring the only count there is; with the raw socket
+        # the same drops as /proc/net/raw's, counted there already.
+        if acc["raw_socket_drops"] == 0:
+            counted += acc["gatewayd"]["rx_queue_drops"]
     acc["loss"] = 1 - acc["delivered"] / acc["sent"] if acc["sent"] else 0.0
     acc["unaccounted"] = acc["sent"] - acc["delivered"] - counted
     return acc
@@ -603,6 +611,10 @@ def measure(running, seconds, rate=None):
     settle(lab, egress)
     after = snapshot(lab, dut, shm)
     wall = time.monotonic() - t0
+    if shm:
+        # gatewayd reads its queue's drops from the kernel once a second.
+        time.sleep(QUEUE_DROPS_LAG)
+        after["grepop"]["rx_queue_drops"] = shm.pop_totals()["rx_queue_drops"]
     acc = account(before, after, sent, direction, egress,
                   GSO_SEGMENTS if gen_profile == "udp-gso" else 1)
     busy = (after["core"][0] - before["core"][0]) / HZ
@@ -669,7 +681,8 @@ def describe(r):
     if "gatewayd" in a:
         g = a["gatewayd"]
         parts.append(f"gatewayd rx={g['rx_packets']} delivered={g['delivered']} "
-                     f"tx={g['tx_packets']} drops={g['drops']}")
+                     f"tx={g['tx_packets']} rx_queue_drops={g['rx_queue_drops']} "
+                     f"drops={g['drops']}")
     line += "\n    " + " ".join(parts)
     if "lossless_pps" in r:
         steps = " ".join(f"{x['offered_pps'] / 1e3:.1f}:{100 * x['accounting']['loss']:.1f}%"

@@ -37,6 +37,7 @@ POP_LANE = 128
 POP_LANE_SIZE = 256         # struct shm_pop_lane
 POP_LANE_DROPS = 32
 POP_LANE_UNSUPPORTED = 168  # unsupported_proto[], after drops[SHM_DROP_COUNT]
+POP_LANE_RX_QUEUE_DROPS = 208
 
 # struct shm_site
 SITE_SEQ = 0
@@ -217,6 +218,10 @@ class Shm:
         off = OFF_POP + POP_LANE + lane * POP_LANE_SIZE + POP_LANE_DROPS + 8 * DROPS.index(reason)
         return self._u64(off, self._u64(off) + n)
 
+    def add_rx_queue_drops(self, n, lane=0):
+        off = OFF_POP + POP_LANE + lane * POP_LANE_SIZE + POP_LANE_RX_QUEUE_DROPS
+        return self._u64(off, self._u64(off) + n)
+
     def set_accept_mode(self, mode):
         self._u32(OFF_POP + POP_ACCEPT_MODE, ACCEPT.index(mode))
 
@@ -249,10 +254,11 @@ class Shm:
         return self.service(name)["health"]
 
     def pop_totals(self):
-        """POP lanes summed: rx/tx packets and bytes, drops by reason, and
-        the unsupported GRE protocols by kind (PROTO_KINDS)."""
+        """POP lanes summed: rx/tx packets and bytes, drops by reason, the
+        unsupported GRE protocols by kind (PROTO_KINDS) and what the kernel
+        dropped for a full receive queue (rx_queue_drops)."""
         totals = {"rx_packets": 0, "rx_bytes": 0, "tx_packets": 0, "tx_bytes": 0,
-                  "drops": dict.fromkeys(DROPS, 0),
+                  "rx_queue_drops": 0, "drops": dict.fromkeys(DROPS, 0),
                   "unsupported_proto": dict.fromkeys(PROTO_KINDS, 0)}
         for lane in range(8):	# SHM_MAX_LANES
             base = OFF_POP + POP_LANE + lane * POP_LANE_SIZE
@@ -265,4 +271,6 @@ class Shm:
                                        base + POP_LANE_UNSUPPORTED)
             for k, v in zip(PROTO_KINDS, kinds):
                 totals["unsupported_proto"][k] += v
+            totals["rx_queue_drops"] += struct.unpack_from(
+                "<Q", self.map, base + POP_LANE_RX_QUEUE_DROPS)[0]
         return totals

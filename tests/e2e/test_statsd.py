@@ -273,6 +273,8 @@ def test_metrics(statsd):
     shm.write_site(3, 'we"ird\\name', source_ip="198.18.0.5")
     shm.add_drop(0, "rate", 7, lane=1)
     shm.add_pop_drop("unknown_source", 3)
+    shm.add_rx_queue_drops(40, lane=0)
+    shm.add_rx_queue_drops(2, lane=1)
     shm.set_service("swg", "up")
     shm.healthd_heartbeat()
     time.sleep(3 * INTERVAL_MS / 1000)
@@ -285,6 +287,8 @@ def test_metrics(statsd):
     assert 'grepop_site_drops_total{site="branch-1",reason="rate"} 7' in text
     assert 'grepop_site_up{site="we\\"ird\\\\name"}' in text
     assert 'grepop_pop_drops_total{reason="unknown_source"} 3' in text
+    assert "\ngrepop_pop_rx_queue_drops_total 42\n" in text     # both lanes
+    assert statsd.get_json("/api/v1/pop")[1]["totals"]["rx_queue_drops"] == 42
     assert 'grepop_service_up{service="swg"} 1' in text
     assert 'grepop_info{pop="%s"} 1' % POP in text
     for name in ("grepop_site_rx_bytes_total", "grepop_healthd_heartbeat_age_seconds"):

@@ -246,6 +246,8 @@ static void test_layout(void)
 	CU_ASSERT_EQUAL(offsetof(struct shm_pop, lane), 128);
 	CU_ASSERT_EQUAL(sizeof(struct shm_pop_lane), 256);
 	CU_ASSERT_EQUAL(offsetof(struct shm_pop_lane, drops), 32);
+	CU_ASSERT_EQUAL(offsetof(struct shm_pop_lane, unsupported_proto), 168);
+	CU_ASSERT_EQUAL(offsetof(struct shm_pop_lane, rx_queue_drops), 208);
 	CU_ASSERT_EQUAL(sizeof(struct shm_header), 2240);
 	CU_ASSERT_EQUAL(offsetof(struct shm_site, seq), 0);
 	CU_ASSERT_EQUAL(offsetof(struct shm_site, in_use), 4);
