@@ -644,9 +644,10 @@ int main(int argc, char **argv)
 			 __ATOMIC_RELEASE);
 	if (sitetab_init(&d.gw) < 0)
 		fatal("out of memory for the site tables");
-	r = nft_setup(&d.gw.conf.gateway_ip, d.gw.conf.io == CONF_IO_RING);
+	r = nft_setup(&d.gw.conf.gateway_ip,
+		      d.gw.conf.io == CONF_IO_RING ? d.gw.conf.wan_interface : NULL);
 	if (r < 0)
-		fatal("nftables: cannot create table ip grepop: %s", nft_last_error());
+		fatal("nftables: %s", nft_last_error());
 	d.nft_ready = true;
 	d.gw.events = events_open(&d.gw.conf);
 	open_next_hops(&d.gw);

@@ -30,6 +30,7 @@
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
+#include <linux/if_ether.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -114,15 +115,22 @@ static int nft_batch_init(struct nft_batch *nb)
 	return nftnl_batch_update(nb->b) < 0 ? -ENOMEM : 0;
 }
 
-/* Start the next message of TYPE in the batch. */
-static struct nlmsghdr *nft_msg(struct nft_batch *nb, uint16_t type, uint16_t flags)
+/* Start the next message of TYPE for FAMILY's objects in the batch. */
+static struct nlmsghdr *nft_msg_in(struct nft_batch *nb, uint16_t type, uint16_t family,
+				   uint16_t flags)
 {
 	if (nb->ack_next) {
 		flags |= NLM_F_ACK;
 		nb->last_seq = nb->seq;
 	}
-	return nftnl_nlmsg_build_hdr(nftnl_batch_buffer(nb->b), type, NFPROTO_IPV4, flags,
+	return nftnl_nlmsg_build_hdr(nftnl_batch_buffer(nb->b), type, family, flags,
 				     nb->seq++);
+}
+
+/* The same for the ip table. */
+static struct nlmsghdr *nft_msg(struct nft_batch *nb, uint16_t type, uint16_t flags)
+{
+	return nft_msg_in(nb, type, NFPROTO_IPV4, flags);
 }
 
 /* The message just built is complete. */
@@ -131,17 +139,30 @@ static int nft_msg_done(struct nft_batch *nb)
 	return nftnl_batch_update(nb->b) < 0 ? -ENOMEM : 0;
 }
 
-static int nft_put_table(struct nft_batch *nb, uint16_t type, uint16_t flags)
+/* FAMILY's table called NFT_TABLE (NFPROTO_IPV4 or NFPROTO_NETDEV). */
+static int nft_put_table(struct nft_batch *nb, uint16_t type, uint16_t family, uint16_t flags)
 {
 	struct nftnl_table *t = nftnl_table_alloc();
 
 	if (!t)
 		return -ENOMEM;
 	nftnl_table_set_str(t, NFTNL_TABLE_NAME, NFT_TABLE);
-	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_IPV4);
-	nftnl_table_nlmsg_build_payload(nft_msg(nb, type, flags), t);
+	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, family);
+	nftnl_table_nlmsg_build_payload(nft_msg_in(nb, type, family, flags), t);
 	nftnl_table_free(t);
 	return nft_msg_done(nb);
+}
+
+/* FAMILY's table, new and empty: create-then-delete removes a leftover. */
+static int nft_put_fresh_table(struct nft_batch *nb, uint16_t family)
+{
+	int ret = nft_put_table(nb, NFT_MSG_NEWTABLE, family, NLM_F_CREATE);
+
+	if (ret == 0)
+		ret = nft_put_table(nb, NFT_MSG_DELTABLE, family, 0);
+	if (ret == 0)
+		ret = nft_put_table(nb, NFT_MSG_NEWTABLE, family, NLM_F_CREATE | NLM_F_EXCL);
+	return ret;
 }
 
 static int nft_put_set(struct nft_batch *nb)
@@ -176,6 +197,38 @@ static int nft_put_chain(struct nft_batch *nb)
 	nftnl_chain_nlmsg_build_payload(nft_msg(nb, NFT_MSG_NEWCHAIN, NLM_F_CREATE), c);
 	nftnl_chain_free(c);
 	return nft_msg_done(nb);
+}
+
+/* The netdev table's chain: ingress on IFNAME, before anything else there. */
+static int nft_put_ingress_chain(struct nft_batch *nb, const char *ifname)
+{
+	struct nftnl_chain *c = nftnl_chain_alloc();
+
+	if (!c)
+		return -ENOMEM;
+	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, NFT_TABLE);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, NFT_INGRESS_CHAIN);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter");
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, NF_NETDEV_INGRESS);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_DEV, ifname);
+	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, NFT_INGRESS_PRIORITY);
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+	nftnl_chain_nlmsg_build_payload(nft_msg_in(nb, NFT_MSG_NEWCHAIN, NFPROTO_NETDEV,
+						   NLM_F_CREATE), c);
+	nftnl_chain_free(c);
+	return nft_msg_done(nb);
+}
+
+/* Register 1 = the frame's protocol (its EtherType). */
+static struct nftnl_expr *nft_expr_meta_protocol(void)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("meta");
+
+	if (!e)
+		return NULL;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_PROTOCOL);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
+	return e;
 }
 
 /* Load LEN bytes of the IPv4 header at OFFSET into register 1. */
@@ -234,13 +287,27 @@ static struct nftnl_expr *nft_expr_drop(void)
  * with UNKNOWN_ONLY the rule for sources that are no site's, without it
  * the one that keeps all GRE from the kernel's own stack.
  */
+/* Add the N expressions E to R (which then owns them); -ENOMEM if one is missing. */
+static int nft_rule_add(struct nftnl_rule *r, struct nftnl_expr **e, size_t n)
+{
+	int ret = 0;
+
+	/* Add them all, so that one free of the rule frees all. */
+	for (size_t i = 0; i < n; i++) {
+		if (e[i])
+			nftnl_rule_add_expr(r, e[i]);
+		else
+			ret = -ENOMEM;
+	}
+	return ret;
+}
+
 static int nft_rule_fill(struct nftnl_rule *r, const struct in_addr *gateway_ip,
 			 bool unknown_only)
 {
 	static const uint8_t gre = IPPROTO_GRE;
 	struct nftnl_expr *e[8];
 	size_t n = 0;
-	int ret = 0;
 
 	e[n++] = nft_expr_payload(offsetof(struct iphdr, daddr), sizeof(struct in_addr));
 	e[n++] = nft_expr_cmp_eq(gateway_ip, sizeof(*gateway_ip));
@@ -252,13 +319,38 @@ static int nft_rule_fill(struct nftnl_rule *r, const struct in_addr *gateway_ip,
 	}
 	e[n++] = nftnl_expr_alloc("counter");
 	e[n++] = nft_expr_drop();
-	/* The rule owns what it holds: add them all, so one free frees all. */
-	for (size_t i = 0; i < n; i++) {
-		if (e[i])
-			nftnl_rule_add_expr(r, e[i]);
-		else
-			ret = -ENOMEM;
+	return nft_rule_add(r, e, n);
+}
+
+/* meta protocol ip ip daddr GATEWAY_IP ip protocol gre drop, in the netdev table. */
+static int nft_put_ingress_rule(struct nft_batch *nb, const struct in_addr *gateway_ip)
+{
+	static const uint8_t gre = IPPROTO_GRE;
+	const uint16_t ipv4 = htons(ETH_P_IP);
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	struct nftnl_expr *e[7];
+	size_t n = 0;
+	int ret;
+
+	if (!r)
+		return -ENOMEM;
+	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, NFT_TABLE);
+	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, NFT_INGRESS_CHAIN);
+	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_NETDEV);
+	e[n++] = nft_expr_meta_protocol();
+	e[n++] = nft_expr_cmp_eq(&ipv4, sizeof(ipv4));
+	e[n++] = nft_expr_payload(offsetof(struct iphdr, daddr), sizeof(struct in_addr));
+	e[n++] = nft_expr_cmp_eq(gateway_ip, sizeof(*gateway_ip));
+	e[n++] = nft_expr_payload(offsetof(struct iphdr, protocol), sizeof(gre));
+	e[n++] = nft_expr_cmp_eq(&gre, sizeof(gre));
+	e[n++] = nft_expr_drop();
+	ret = nft_rule_add(r, e, n);
+	if (ret == 0) {
+		nftnl_rule_nlmsg_build_payload(nft_msg_in(nb, NFT_MSG_NEWRULE, NFPROTO_NETDEV,
+							  NLM_F_CREATE | NLM_F_APPEND), r);
+		ret = nft_msg_done(nb);
 	}
+	nftnl_rule_free(r);
 	return ret;
 }
 
@@ -439,7 +531,7 @@ static void nft_batch_free(struct nft_batch *nb)
 	nftnl_batch_free(nb->b);
 }
 
-int nft_setup(const struct in_addr *gateway_ip, bool drop_all_gre)
+int nft_setup(const struct in_addr *gateway_ip, const char *ring_interface)
 {
 	struct nft_reply reply = { 0 };
 	struct nft_batch nb = { 0 };
@@ -448,24 +540,36 @@ int nft_setup(const struct in_addr *gateway_ip, bool drop_all_gre)
 	ret = nft_batch_init(&nb);
 	if (ret < 0)
 		return nft_fail(ret, NULL, "create table ip " NFT_TABLE);
-	/* Create-then-delete removes a leftover table and fails on none. */
-	ret = nft_put_table(&nb, NFT_MSG_NEWTABLE, NLM_F_CREATE);
+	ret = nft_put_fresh_table(&nb, NFPROTO_IPV4);
+	/* A leftover netdev table goes either way (create-then-delete). */
 	if (ret == 0)
-		ret = nft_put_table(&nb, NFT_MSG_DELTABLE, 0);
+		ret = nft_put_table(&nb, NFT_MSG_NEWTABLE, NFPROTO_NETDEV, NLM_F_CREATE);
 	if (ret == 0)
-		ret = nft_put_table(&nb, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL);
+		ret = nft_put_table(&nb, NFT_MSG_DELTABLE, NFPROTO_NETDEV, 0);
 	if (ret == 0)
 		ret = nft_put_set(&nb);
 	if (ret == 0)
 		ret = nft_put_chain(&nb);
-	nb.ack_next = true;
+	nb.ack_next = !ring_interface;
 	if (ret == 0)
 		ret = nft_put_rule(&nb, gateway_ip, true);
-	if (ret == 0 && drop_all_gre)
+	if (ret == 0 && ring_interface) {
 		ret = nft_put_rule(&nb, gateway_ip, false);
+		if (ret == 0)
+			ret = nft_put_table(&nb, NFT_MSG_NEWTABLE, NFPROTO_NETDEV,
+					    NLM_F_CREATE | NLM_F_EXCL);
+		if (ret == 0)
+			ret = nft_put_ingress_chain(&nb, ring_interface);
+		nb.ack_next = true;
+		if (ret == 0)
+			ret = nft_put_ingress_rule(&nb, gateway_ip);
+	}
 	if (ret == 0)
 		ret = nft_batch_commit(&nb, &reply);
 	nft_batch_free(&nb);
+	if (ret < 0 && ring_interface)
+		return nft_fail(ret, &reply, "create tables ip and netdev " NFT_TABLE
+				" (ingress on %s)", ring_interface);
 	if (ret < 0)
 		return nft_fail(ret, &reply, "create table ip " NFT_TABLE);
 	return 0;
@@ -511,17 +615,21 @@ int nft_teardown(void)
 	struct nft_batch nb = { 0 };
 	int ret;
 
+	/* Create-then-delete: each table goes, whether it was there or not. */
 	ret = nft_batch_init(&nb);
-	nb.ack_next = true;
-	if (ret == 0)
-		ret = nft_put_table(&nb, NFT_MSG_DELTABLE, 0);
+	for (int i = 0; ret == 0 && i < 2; i++) {
+		uint16_t family = i == 0 ? NFPROTO_IPV4 : NFPROTO_NETDEV;
+
+		ret = nft_put_table(&nb, NFT_MSG_NEWTABLE, family, NLM_F_CREATE);
+		nb.ack_next = i == 1;
+		if (ret == 0)
+			ret = nft_put_table(&nb, NFT_MSG_DELTABLE, family, 0);
+	}
 	if (ret == 0)
 		ret = nft_batch_commit(&nb, &reply);
 	nft_batch_free(&nb);
-	if (ret == -ENOENT)
-		return 0;
 	if (ret < 0)
-		return nft_fail(ret, &reply, "delete table ip " NFT_TABLE);
+		return nft_fail(ret, &reply, "delete tables ip and netdev " NFT_TABLE);
 	return 0;
 }
 

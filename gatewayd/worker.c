@@ -911,13 +911,15 @@ fail:
  * io = ring: an AF_PACKET TPACKET_V3 ring on the WAN interface that sees
  * only GRE to the gateway IP (a BPF filter), shared among the workers by a
  * hash fanout (one tunnel, one flow hash, one worker). The packets skip the
- * kernel's IP input; nftables drops them there (nft_setup's second rule).
+ * kernel's IP input: nftables drops them at the interface's ingress hook.
  * Outer IP fragments are not reassembled on this path: they are counted
  * as bad_header.
  */
 static int open_ring(struct gw *gw, struct gw_worker *w)
 {
 	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_H | BPF_ABS, SKF_AD_OFF + SKF_AD_PROTOCOL),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IP, 0, 5),
 		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, SKF_NET_OFF + 9),	/* IP protocol */
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_GRE, 0, 3),
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_NET_OFF + 16),	/* destination */
@@ -932,13 +934,19 @@ static int open_ring(struct gw *gw, struct gw_worker *w)
 		.tp_frame_nr = GW_RING_BLOCK / GW_RING_FRAME * GW_RING_BLOCKS,
 		.tp_retire_blk_tov = GW_RING_TOV_MS,
 	};
+	/*
+	 * Every protocol, so the ring is one of the taps the kernel serves
+	 * before the ingress hook, where nftables drops the GRE it took
+	 * (nft_setup) before IP input spends anything on it; never what this
+	 * host sends. No protocol until bind: nothing arrives before the filter.
+	 */
 	struct sockaddr_ll ll = {
-		.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_IP),
+		.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
 		.sll_ifindex = (int)if_nametoindex(gw->conf.wan_interface),
 	};
 	int version = TPACKET_V3, fanout = (getpid() & 0xffff) | (PACKET_FANOUT_HASH << 16), r;
 	int one = 1;
-	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_IP));
+	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return -errno;
@@ -948,6 +956,7 @@ static int open_ring(struct gw *gw, struct gw_worker *w)
 	 */
 	w->ring.vnet = setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) == 0;
 	if (ll.sll_ifindex == 0 ||
+	    setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one)) < 0 ||
 	    setsockopt(fd, SOL_PACKET, PACKET_VERSION, &version, sizeof(version)) < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0 ||
 	    setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0)

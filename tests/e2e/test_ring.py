@@ -71,6 +71,23 @@ def test_every_packet_once_and_nothing_answered_by_the_kernel(env):
     assert icmp["OutDestUnreachs"] == "0"	# no "protocol unreachable" for GRE
 
 
+def test_gre_dropped_before_ip_input(env):
+    """The ring took it; the WAN's ingress hook drops it before IP input
+    would spend anything on it: the ip table's rules never see it."""
+    lab, pop = env
+    out = lab.run("branch", ["ping", "-c", "10", "-i", "0.05", "-W", "2", lablib.SVC_IP],
+                  check=False)
+    assert " 0% packet loss" in out, out
+    tables = json.loads(lab.run("pop1", ["nft", "-j", "list", "ruleset"]))["nftables"]
+    chains = [t["chain"] for t in tables if "chain" in t]
+    assert {"family": "netdev", "name": "wan", "hook": "ingress"}.items() <= \
+        next(c for c in chains if c["family"] == "netdev").items()
+    counters = [e["counter"]["packets"] for t in tables if "rule" in t and
+                t["rule"]["family"] == "ip" and t["rule"]["table"] == "grepop"
+                for e in t["rule"]["expr"] if "counter" in e]
+    assert counters == [0, 0], counters
+
+
 # Frames arriving on the router's WAN port: GRE from SRC_IP, with their MACs.
 # Prints "ready", then "gre N good G" every half second (good: to DST_MAC from
 # SRC_MAC), for 60 s at most.

@@ -468,7 +468,7 @@ static void test_nft_setup(void)
 	uint64_t packets = 7, bytes = 7;
 	char out[4096];
 
-	CU_ASSERT_EQUAL_FATAL(nft_setup(&gw, false), 0);
+	CU_ASSERT_EQUAL_FATAL(nft_setup(&gw, NULL), 0);
 	CU_ASSERT_EQUAL_FATAL(run_capture("nft list table ip grepop", out, sizeof(out)), 0);
 	printf("\n%s", out);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "set sites {\n\t\ttype ipv4_addr\n\t}"));
@@ -488,11 +488,45 @@ static void test_nft_setup_replaces(void)
 
 	CU_ASSERT_EQUAL(system("nft add chain ip grepop junk && "
 			       "nft add element ip grepop sites '{ 10.9.9.9 }'"), 0);
-	CU_ASSERT_EQUAL(nft_setup(&gw, false), 0);
+	CU_ASSERT_EQUAL(nft_setup(&gw, NULL), 0);
 	CU_ASSERT_EQUAL(run_capture("nft list table ip grepop", out, sizeof(out)), 0);
 	CU_ASSERT_PTR_NULL(strstr(out, "junk"));
 	CU_ASSERT_PTR_NULL(strstr(out, "10.9.9.9"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "ip saddr != @sites counter"));
+}
+
+/*
+ * With the packet ring: the netdev table drops the ring's GRE at the WAN
+ * interface's ingress; a refused setup changes nothing; a setup without
+ * the ring removes the netdev table a ring run left.
+ */
+static void test_nft_setup_ring(void)
+{
+	struct in_addr gw = ip4(GATEWAY_IP);
+	char out[4096];
+
+	CU_ASSERT_EQUAL_FATAL(system("ip link add nft-wan type veth peer name nft-wan-p"), 0);
+	CU_ASSERT_EQUAL_FATAL(nft_setup(&gw, "nft-wan"), 0);
+	CU_ASSERT_EQUAL_FATAL(run_capture("nft list table netdev grepop", out, sizeof(out)), 0);
+	printf("\n%s", out);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "chain wan {\n\t\ttype filter hook ingress device "
+				      "\"nft-wan\" priority -500; policy accept;\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "ip daddr 192.0.2.1 ip protocol gre drop\n"));
+	CU_ASSERT_EQUAL(run_capture("nft list table ip grepop", out, sizeof(out)), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "\t\tip daddr 192.0.2.1 ip protocol gre "
+				      "counter packets 0 bytes 0 drop\n"));
+
+	/* A name no interface can have: refused whole, the tables stay. */
+	CU_ASSERT(nft_setup(&gw, "nft-name-longer-than-ifnamsiz") < 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(nft_last_error(), "ingress on nft-name-longer"));
+	printf("    refusal as logged: %s\n", nft_last_error());
+	CU_ASSERT_EQUAL(run_capture("nft list table netdev grepop", out, sizeof(out)), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "device \"nft-wan\""));
+
+	CU_ASSERT_EQUAL(nft_setup(&gw, NULL), 0);
+	CU_ASSERT_NOT_EQUAL(run_capture("nft list table netdev grepop 2>/dev/null", out,
+					sizeof(out)), 0);
+	CU_ASSERT_EQUAL(system("ip link del nft-wan"), 0);
 }
 
 static void test_nft_sites_small(void)
@@ -706,7 +740,7 @@ static void test_nft_drops_unknown(void)
 	uint64_t bytes = 0;
 	int fd;
 
-	CU_ASSERT_EQUAL_FATAL(nft_setup(&gw, false), 0);
+	CU_ASSERT_EQUAL_FATAL(nft_setup(&gw, NULL), 0);
 	CU_ASSERT_EQUAL_FATAL(nft_set_sites(&site, 1), 0);
 	fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_GRE);
 	CU_ASSERT_FATAL(fd >= 0);
@@ -788,6 +822,7 @@ int main(void)
 	suite = CU_add_suite("nft", NULL, NULL);
 	CU_add_test(suite, "table, set, chain, rule", test_nft_setup);
 	CU_add_test(suite, "a leftover table is replaced", test_nft_setup_replaces);
+	CU_add_test(suite, "with the ring: the netdev table", test_nft_setup_ring);
 	CU_add_test(suite, "sites: exactly the list given", test_nft_sites_small);
 	CU_add_test(suite, "sites: 100000", test_nft_sites_100k);
 	CU_add_test(suite, "GRE from unknown sources dropped and counted",
