@@ -47,8 +47,15 @@
 #include "lib/timeutil.h"
 
 #define GW_GRE_BUDGET	8	/* receive batches before looking at the TUNs again */
-#define GW_RING_BLOCK	(1u << 20)	/* bytes of one ring block */
-#define GW_RING_BLOCKS	16
+/*
+ * 16 MiB of ring in blocks of 128 KiB: each holds the largest packet GRO
+ * makes, and the kernel hands a block over when full or after
+ * GW_RING_TOV_MS, so while a worker cannot read (its core busy with the
+ * kernel's receive) the ring fills a block per millisecond at least: many
+ * small blocks ride out a stall of 128 ms, where 16 large ones held 16.
+ */
+#define GW_RING_BLOCK	(1u << 17)	/* bytes of one ring block */
+#define GW_RING_BLOCKS	128
 #define GW_RING_FRAME	2048	/* the kernel's unit; packets may span several */
 #define GW_RING_TOV_MS	1	/* a partly filled block is handed over after this */
 #define GW_EPOLL_GRE	0xffffu
