@@ -34,7 +34,8 @@ encapsulates it toward the site. In return-gso each of gregen's writes is
 one 47-segment UDP_SEGMENT packet, which reaches the TUN whole when the
 program asked for USO, segmented by the kernel otherwise.
 
-overload (UDP 64) and tcp-lossless (bulk TCP): per program, the lossless
+overload (UDP 64, one packet per flow of 100,000, which nothing coalesces)
+and tcp-lossless (bulk TCP): per program, the lossless
 rate (gregen --rate, halving the interval between nothing and gregen's
 flat-out rate SEARCH_STEPS times, the fastest rate with a loss under
 LOSSLESS), then twice that offered, with pop1's receive work on the core
@@ -135,7 +136,11 @@ SEARCHED = ("overload", "tcp-lossless")
 # as udp64-sites100000 has sites (one host each), one packet each in turn:
 # neither coalesces and both learn 100,000 endpoints, so the two differ
 # only in how many sites the packets belong to.
-FLOWS = {"udp64-flows100000": 100000}
+# overload too: traffic nothing coalesces is the workers' worst case, and
+# keeps grepop's lossless rate under half of what one generator core can
+# offer (with its 16 flows coalesced, grepop's ring path loses nothing up
+# to gregen's own ceiling, so twice that rate could not be offered).
+FLOWS = {"udp64-flows100000": 100000, "overload": 100000}
 # A bulk TCP sender's segmentation offload puts a burst of one flow's
 # segments on the wire back to back (up to 64 KiB: 46 of 1400 bytes); the
 # TCP profiles send 16 in a row per flow, the 16 flows taking turns.
