@@ -246,13 +246,19 @@ static void tx_send(struct gw_worker *w, int fd, struct mmsghdr *msg, const uint
 	}
 }
 
+/* Send what the batch queued toward the routers: it may point into what was read. */
+static void worker_send_tx(struct gw_worker *w)
+{
+	tx_send(w, w->pk_fd, w->pk_msg, w->tx_pk_slot, w->tx_pk_n);
+	tx_send(w, w->tx_fd, w->tx_msg, w->tx_raw_slot, w->tx_raw_n);
+	w->tx_count = w->tx_pk_n = w->tx_raw_n = 0;
+}
+
 void worker_flush_tx(struct gw_worker *w)
 {
 	if (w->gro)
 		gro_flush(w->gro);
-	tx_send(w, w->pk_fd, w->pk_msg, w->tx_pk_slot, w->tx_pk_n);
-	tx_send(w, w->tx_fd, w->tx_msg, w->tx_raw_slot, w->tx_raw_n);
-	w->tx_count = w->tx_pk_n = w->tx_raw_n = 0;
+	worker_send_tx(w);
 }
 
 /* Encapsulate an inner packet of PROTO toward SITE. */
@@ -790,23 +796,31 @@ static void ring_handle_block(struct gw_worker *w, struct tpacket_block_desc *bd
  * and given back. Replies may point into the block: they are sent first
  * (what gro holds is a copy, but it is written then too).
  */
+/*
+ * The filled blocks, GW_GRE_BUDGET at most. A block goes back to the
+ * kernel once what was queued to send from it has left; what coalescing
+ * holds is a copy, so a flow spans the blocks of one pass and is written at
+ * its end, in the same read section (no slot a held flow counts for can
+ * change owner meanwhile).
+ */
 static void worker_poll_ring(struct gw_worker *w)
 {
+	rcu_read_lock();
 	for (int budget = GW_GRE_BUDGET; budget > 0; budget--) {
 		struct tpacket_block_desc *bd = (struct tpacket_block_desc *)
 			(void *)(w->ring.map + (size_t)w->ring.next * w->ring.block_size);
 
 		if (!(__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) &
 		      TP_STATUS_USER))
-			return;
+			break;
 		worker_begin_batch(w);
-		rcu_read_lock();
 		ring_handle_block(w, bd);
-		worker_flush_tx(w);
-		rcu_read_unlock();
+		worker_send_tx(w);
 		__atomic_store_n(&bd->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
 		w->ring.next = (w->ring.next + 1) % w->ring.block_nr;
 	}
+	worker_flush_tx(w);
+	rcu_read_unlock();
 }
 
 /*
