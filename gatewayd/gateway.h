@@ -189,7 +189,7 @@ struct gw_worker {
 	uint8_t serving_mask;		/* SHM_SVC_BIT of healthy services */
 	uint8_t accept_mode;
 	uint16_t ip_id;
-	uint16_t more_segs;		/* merged: segments beyond the first of the one handled */
+	uint16_t more_segs;		/* merged: segments after the first of the one handled */
 	/* What the kernel dropped before we read it: when last asked, and its total then. */
 	uint64_t queue_drops_read_ns;
 	uint32_t socket_drops_seen;	/* io = socket: SO_MEMINFO's running count */

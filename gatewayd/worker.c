@@ -456,8 +456,10 @@ static void gre_classify(struct gw_worker *w, struct gw_rx *rx)
 	rx->reason = gre_parse(rx->pkt, rx->len, &rx->g);
 	if (rx->gso_type != VIRTIO_NET_HDR_GSO_NONE && rx->reason == 0) {
 		/* Only IP the GRE header calls IP can have been merged. */
-		if ((rx->g.proto == GRE_PROTO_IPV4 && rx->g.inner_len && rx->g.inner[0] >> 4 == 4) ||
-		    (rx->g.proto == GRE_PROTO_IPV6 && rx->g.inner_len && rx->g.inner[0] >> 4 == 6))
+		unsigned version = rx->g.inner_len ? rx->g.inner[0] >> 4 : 0;
+
+		if ((rx->g.proto == GRE_PROTO_IPV4 && version == 4) ||
+		    (rx->g.proto == GRE_PROTO_IPV6 && version == 6))
 			rx->gso_hdr = (uint16_t)gro_merged_parse(rx->g.inner, rx->g.inner_len,
 								 rx->gso_size, rx->gso_type, &segs);
 		if (rx->gso_hdr == 0)

@@ -280,7 +280,7 @@ static void test_gw_many_sites(void)
 	}
 	CU_ASSERT_EQUAL_FATAL(sh("ip route replace 203.0.0.0/16 via " ROUTER), 0);
 	CU_ASSERT_EQUAL_FATAL(l2_gw_open(gw), 0);
-	CU_ASSERT_EQUAL(l2_refresh(gw, 4 * N), N + 1);		/* every route, one neighbour */
+	CU_ASSERT_EQUAL(l2_refresh(gw, 4 * N), N + 1);	/* every route, one neighbour */
 	CU_ASSERT_EQUAL(l2_refresh(gw, 4 * N), 1);
 	CU_ASSERT_EQUAL_FATAL(sh("ip neigh replace " ROUTER " lladdr 02:00:00:00:00:22 dev "
 				 WAN " nud permanent"), 0);
@@ -317,7 +317,7 @@ static void test_gw_route_change(void)
 	CU_ASSERT_FALSE(l2_routes_changed(gw->l2));		/* nothing since */
 
 	CU_ASSERT_EQUAL_FATAL(sh("ip route replace 198.51.100.0/24 via " STALE), 0);
-	CU_ASSERT_EQUAL(l2_refresh(gw, 10), 2);			/* the route again, its hop */
+	CU_ASSERT_EQUAL(l2_refresh(gw, 10), 2);		/* the route again, its hop */
 	mac = slot_mac(gw, 1, "198.51.100.9");
 	CU_ASSERT(mac && memcmp(mac, stale_mac, 6) == 0);
 	/* No route at all: no word, and not asked again until routes change. */
