@@ -129,8 +129,11 @@ def tun_writes(lab):
     return link["stats64"]["rx"]["packets"]
 
 
-def send_bulk(lab):
-    """gregen's bulk TCP from the router's site; what svc1 captured."""
+def send_bulk(lab, io):
+    """gregen's bulk TCP from the router's site; what svc1 captured. With
+    the raw socket nothing is merged, so nothing needs runs of a flow in one
+    NAPI poll: a quarter of the rate keeps a gatewayd slowed down by the
+    sanitizers ahead of its socket queue."""
     capture = lab.popen("svc1", [lablib.PYTHON, "-c", CAPTURE], name="capture")
     capture.wait_line("^ready$", timeout=10)
     mac = json.loads(lab.run("pop1", ["ip", "-j", "link", "show", "wan0"]))[0]["address"]
@@ -138,17 +141,19 @@ def send_bulk(lab):
                              "--gateway", lab.pop_ip("pop1"), "--site-base", ROUTER_IP,
                              "--inner-base", "10.1.0.2", "--inner-dst", lablib.SVC_IP,
                              "--profile", "tcp", "--burst", "16", "--flows", str(FLOWS),
-                             "--count", str(PACKETS), "--rate", str(RATE), "--tx", "sendmmsg"],
+                             "--count", str(PACKETS),
+                             "--rate", str(RATE if io == "ring" else RATE // 4), "--tx", "sendmmsg"],
                      timeout=30)
     assert f"packets={PACKETS} " in out, out
     wire = int(re.search(r"wire_bytes=(\d+)", out).group(1))
     return json.loads(capture.wait_line(r"^\{", timeout=40)), wire
 
 
-def check_segments(seen):
-    """Every segment once, each flow's bytes contiguous."""
+def check_segments(seen, counted):
+    """Every segment once, each flow's bytes contiguous. COUNTED: what
+    gatewayd's counters said, shown when segments are missing."""
     assert seen["bad"] == 0
-    assert sum(len(v) for v in seen["flows"].values()) == PACKETS
+    assert sum(len(v) for v in seen["flows"].values()) == PACKETS, counted
     assert len(seen["flows"]) == FLOWS
     for sport, segs in seen["flows"].items():
         segs.sort()
@@ -163,9 +168,12 @@ def test_bulk_tcp_counted_and_intact(env):
              10, what="services up")
     before_site, before_pop = pop.site("branch"), pop.pop_totals()
     writes = tun_writes(lab)
-    seen, wire = send_bulk(lab)
+    seen, wire = send_bulk(lab, io)
     site, totals = pop.site("branch"), pop.pop_totals()
-    check_segments(seen)
+    check_segments(seen, {"site": {k: site[k] - before_site[k] for k in ("rx_packets",)},
+                          "site_drops": site["drops"], "pop_rx": totals["rx_packets"] -
+                          before_pop["rx_packets"], "rx_queue_drops": totals["rx_queue_drops"] -
+                          before_pop["rx_queue_drops"]})
     # Counted as the segments on the wire, whatever the kernel merged.
     assert site["rx_packets"] - before_site["rx_packets"] == PACKETS
     assert totals["rx_packets"] - before_pop["rx_packets"] == PACKETS
