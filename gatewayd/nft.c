@@ -153,16 +153,16 @@ static int nft_put_table(struct nft_batch *nb, uint16_t type, uint16_t family, u
 	return nft_msg_done(nb);
 }
 
-/* FAMILY's table, new and empty: create-then-delete removes a leftover. */
-static int nft_put_fresh_table(struct nft_batch *nb, uint16_t family)
+/*
+ * FAMILY's table gone, whether it was there or not: create, then delete
+ * (the delete asks for the batch's acknowledgement when it is the LAST).
+ */
+static int nft_put_gone_table(struct nft_batch *nb, uint16_t family, bool last)
 {
 	int ret = nft_put_table(nb, NFT_MSG_NEWTABLE, family, NLM_F_CREATE);
 
-	if (ret == 0)
-		ret = nft_put_table(nb, NFT_MSG_DELTABLE, family, 0);
-	if (ret == 0)
-		ret = nft_put_table(nb, NFT_MSG_NEWTABLE, family, NLM_F_CREATE | NLM_F_EXCL);
-	return ret;
+	nb->ack_next = last;
+	return ret == 0 ? nft_put_table(nb, NFT_MSG_DELTABLE, family, 0) : ret;
 }
 
 static int nft_put_set(struct nft_batch *nb)
@@ -182,39 +182,23 @@ static int nft_put_set(struct nft_batch *nb)
 	return nft_msg_done(nb);
 }
 
-static int nft_put_chain(struct nft_batch *nb)
+/* A base chain NAME of FAMILY's table on HOOK (of device DEV, or NULL), policy accept. */
+static int nft_put_chain(struct nft_batch *nb, uint16_t family, const char *name, uint32_t hook,
+			 const char *dev, int32_t prio)
 {
 	struct nftnl_chain *c = nftnl_chain_alloc();
 
 	if (!c)
 		return -ENOMEM;
 	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, NFT_TABLE);
-	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, NFT_CHAIN);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
 	nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter");
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, NF_INET_LOCAL_IN);
-	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, NFT_CHAIN_PRIORITY);
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hook);
+	if (dev)
+		nftnl_chain_set_str(c, NFTNL_CHAIN_DEV, dev);
+	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
 	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
-	nftnl_chain_nlmsg_build_payload(nft_msg(nb, NFT_MSG_NEWCHAIN, NLM_F_CREATE), c);
-	nftnl_chain_free(c);
-	return nft_msg_done(nb);
-}
-
-/* The netdev table's chain: ingress on IFNAME, before anything else there. */
-static int nft_put_ingress_chain(struct nft_batch *nb, const char *ifname)
-{
-	struct nftnl_chain *c = nftnl_chain_alloc();
-
-	if (!c)
-		return -ENOMEM;
-	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, NFT_TABLE);
-	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, NFT_INGRESS_CHAIN);
-	nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter");
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, NF_NETDEV_INGRESS);
-	nftnl_chain_set_str(c, NFTNL_CHAIN_DEV, ifname);
-	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, NFT_INGRESS_PRIORITY);
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
-	nftnl_chain_nlmsg_build_payload(nft_msg_in(nb, NFT_MSG_NEWCHAIN, NFPROTO_NETDEV,
-						   NLM_F_CREATE), c);
+	nftnl_chain_nlmsg_build_payload(nft_msg_in(nb, NFT_MSG_NEWCHAIN, family, NLM_F_CREATE), c);
 	nftnl_chain_free(c);
 	return nft_msg_done(nb);
 }
@@ -283,96 +267,81 @@ static struct nftnl_expr *nft_expr_drop(void)
 }
 
 /*
+ * A rule of the N expressions E appended to CHAIN of FAMILY's table. The
+ * rule owns the expressions (an allocation that failed is NULL there):
+ * freed with it, whatever happens.
+ */
+static int nft_put_rule(struct nft_batch *nb, uint16_t family, const char *chain,
+			struct nftnl_expr **e, size_t n)
+{
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	int ret = r ? 0 : -ENOMEM;
+
+	for (size_t i = 0; i < n; i++) {
+		if (e[i] && r)
+			nftnl_rule_add_expr(r, e[i]);
+		else if (e[i])
+			nftnl_expr_free(e[i]);
+		else
+			ret = -ENOMEM;
+	}
+	if (ret == 0) {
+		nftnl_rule_set_str(r, NFTNL_RULE_TABLE, NFT_TABLE);
+		nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
+		nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, family);
+		nftnl_rule_nlmsg_build_payload(nft_msg_in(nb, NFT_MSG_NEWRULE, family,
+							  NLM_F_CREATE | NLM_F_APPEND), r);
+		ret = nft_msg_done(nb);
+	}
+	if (r)
+		nftnl_rule_free(r);
+	return ret;
+}
+
+/* ip daddr GATEWAY_IP ip protocol gre, into E; returns how many expressions. */
+static size_t nft_exprs_gre_to(struct nftnl_expr **e, const struct in_addr *gateway_ip)
+{
+	static const uint8_t gre = IPPROTO_GRE;
+
+	e[0] = nft_expr_payload(offsetof(struct iphdr, daddr), sizeof(struct in_addr));
+	e[1] = nft_expr_cmp_eq(gateway_ip, sizeof(*gateway_ip));
+	e[2] = nft_expr_payload(offsetof(struct iphdr, protocol), sizeof(gre));
+	e[3] = nft_expr_cmp_eq(&gre, sizeof(gre));
+	return 4;
+}
+
+/*
  * ip daddr GATEWAY_IP ip protocol gre [ip saddr != @sites] counter drop:
  * with UNKNOWN_ONLY the rule for sources that are no site's, without it
  * the one that keeps all GRE from the kernel's own stack.
  */
-/* Add the N expressions E to R (which then owns them); -ENOMEM if one is missing. */
-static int nft_rule_add(struct nftnl_rule *r, struct nftnl_expr **e, size_t n)
+static int nft_put_input_rule(struct nft_batch *nb, const struct in_addr *gateway_ip,
+			      bool unknown_only)
 {
-	int ret = 0;
-
-	/* Add them all, so that one free of the rule frees all. */
-	for (size_t i = 0; i < n; i++) {
-		if (e[i])
-			nftnl_rule_add_expr(r, e[i]);
-		else
-			ret = -ENOMEM;
-	}
-	return ret;
-}
-
-static int nft_rule_fill(struct nftnl_rule *r, const struct in_addr *gateway_ip,
-			 bool unknown_only)
-{
-	static const uint8_t gre = IPPROTO_GRE;
 	struct nftnl_expr *e[8];
-	size_t n = 0;
+	size_t n = nft_exprs_gre_to(e, gateway_ip);
 
-	e[n++] = nft_expr_payload(offsetof(struct iphdr, daddr), sizeof(struct in_addr));
-	e[n++] = nft_expr_cmp_eq(gateway_ip, sizeof(*gateway_ip));
-	e[n++] = nft_expr_payload(offsetof(struct iphdr, protocol), sizeof(gre));
-	e[n++] = nft_expr_cmp_eq(&gre, sizeof(gre));
 	if (unknown_only) {
 		e[n++] = nft_expr_payload(offsetof(struct iphdr, saddr), sizeof(struct in_addr));
 		e[n++] = nft_expr_not_in_set();
 	}
 	e[n++] = nftnl_expr_alloc("counter");
 	e[n++] = nft_expr_drop();
-	return nft_rule_add(r, e, n);
+	return nft_put_rule(nb, NFPROTO_IPV4, NFT_CHAIN, e, n);
 }
 
 /* meta protocol ip ip daddr GATEWAY_IP ip protocol gre drop, in the netdev table. */
 static int nft_put_ingress_rule(struct nft_batch *nb, const struct in_addr *gateway_ip)
 {
-	static const uint8_t gre = IPPROTO_GRE;
 	const uint16_t ipv4 = htons(ETH_P_IP);
-	struct nftnl_rule *r = nftnl_rule_alloc();
 	struct nftnl_expr *e[7];
 	size_t n = 0;
-	int ret;
 
-	if (!r)
-		return -ENOMEM;
-	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, NFT_TABLE);
-	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, NFT_INGRESS_CHAIN);
-	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_NETDEV);
 	e[n++] = nft_expr_meta_protocol();
 	e[n++] = nft_expr_cmp_eq(&ipv4, sizeof(ipv4));
-	e[n++] = nft_expr_payload(offsetof(struct iphdr, daddr), sizeof(struct in_addr));
-	e[n++] = nft_expr_cmp_eq(gateway_ip, sizeof(*gateway_ip));
-	e[n++] = nft_expr_payload(offsetof(struct iphdr, protocol), sizeof(gre));
-	e[n++] = nft_expr_cmp_eq(&gre, sizeof(gre));
+	n += nft_exprs_gre_to(e + n, gateway_ip);
 	e[n++] = nft_expr_drop();
-	ret = nft_rule_add(r, e, n);
-	if (ret == 0) {
-		nftnl_rule_nlmsg_build_payload(nft_msg_in(nb, NFT_MSG_NEWRULE, NFPROTO_NETDEV,
-							  NLM_F_CREATE | NLM_F_APPEND), r);
-		ret = nft_msg_done(nb);
-	}
-	nftnl_rule_free(r);
-	return ret;
-}
-
-static int nft_put_rule(struct nft_batch *nb, const struct in_addr *gateway_ip,
-			bool unknown_only)
-{
-	struct nftnl_rule *r = nftnl_rule_alloc();
-	int ret;
-
-	if (!r)
-		return -ENOMEM;
-	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, NFT_TABLE);
-	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, NFT_CHAIN);
-	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_IPV4);
-	ret = nft_rule_fill(r, gateway_ip, unknown_only);
-	if (ret == 0) {
-		nftnl_rule_nlmsg_build_payload(nft_msg(nb, NFT_MSG_NEWRULE,
-						       NLM_F_CREATE | NLM_F_APPEND), r);
-		ret = nft_msg_done(nb);
-	}
-	nftnl_rule_free(r);
-	return ret;
+	return nft_put_rule(nb, NFPROTO_NETDEV, NFT_INGRESS_CHAIN, e, n);
 }
 
 /* A DELSETELEM without an element list empties the whole set. */
@@ -540,26 +509,29 @@ int nft_setup(const struct in_addr *gateway_ip, const char *ring_interface)
 	ret = nft_batch_init(&nb);
 	if (ret < 0)
 		return nft_fail(ret, NULL, "create table ip " NFT_TABLE);
-	ret = nft_put_fresh_table(&nb, NFPROTO_IPV4);
-	/* A leftover netdev table goes either way (create-then-delete). */
+	/* Both tables anew: leftovers go, whichever mode left them. */
+	ret = nft_put_gone_table(&nb, NFPROTO_IPV4, false);
 	if (ret == 0)
-		ret = nft_put_table(&nb, NFT_MSG_NEWTABLE, NFPROTO_NETDEV, NLM_F_CREATE);
+		ret = nft_put_gone_table(&nb, NFPROTO_NETDEV, false);
 	if (ret == 0)
-		ret = nft_put_table(&nb, NFT_MSG_DELTABLE, NFPROTO_NETDEV, 0);
+		ret = nft_put_table(&nb, NFT_MSG_NEWTABLE, NFPROTO_IPV4, NLM_F_CREATE | NLM_F_EXCL);
 	if (ret == 0)
 		ret = nft_put_set(&nb);
 	if (ret == 0)
-		ret = nft_put_chain(&nb);
+		ret = nft_put_chain(&nb, NFPROTO_IPV4, NFT_CHAIN, NF_INET_LOCAL_IN, NULL,
+				    NFT_CHAIN_PRIORITY);
 	nb.ack_next = !ring_interface;
 	if (ret == 0)
-		ret = nft_put_rule(&nb, gateway_ip, true);
+		ret = nft_put_input_rule(&nb, gateway_ip, true);
 	if (ret == 0 && ring_interface) {
-		ret = nft_put_rule(&nb, gateway_ip, false);
+		ret = nft_put_input_rule(&nb, gateway_ip, false);
 		if (ret == 0)
 			ret = nft_put_table(&nb, NFT_MSG_NEWTABLE, NFPROTO_NETDEV,
 					    NLM_F_CREATE | NLM_F_EXCL);
 		if (ret == 0)
-			ret = nft_put_ingress_chain(&nb, ring_interface);
+			ret = nft_put_chain(&nb, NFPROTO_NETDEV, NFT_INGRESS_CHAIN,
+					    NF_NETDEV_INGRESS, ring_interface,
+					    NFT_INGRESS_PRIORITY);
 		nb.ack_next = true;
 		if (ret == 0)
 			ret = nft_put_ingress_rule(&nb, gateway_ip);
@@ -615,16 +587,11 @@ int nft_teardown(void)
 	struct nft_batch nb = { 0 };
 	int ret;
 
-	/* Create-then-delete: each table goes, whether it was there or not. */
 	ret = nft_batch_init(&nb);
-	for (int i = 0; ret == 0 && i < 2; i++) {
-		uint16_t family = i == 0 ? NFPROTO_IPV4 : NFPROTO_NETDEV;
-
-		ret = nft_put_table(&nb, NFT_MSG_NEWTABLE, family, NLM_F_CREATE);
-		nb.ack_next = i == 1;
-		if (ret == 0)
-			ret = nft_put_table(&nb, NFT_MSG_DELTABLE, family, 0);
-	}
+	if (ret == 0)
+		ret = nft_put_gone_table(&nb, NFPROTO_IPV4, false);
+	if (ret == 0)
+		ret = nft_put_gone_table(&nb, NFPROTO_NETDEV, true);
 	if (ret == 0)
 		ret = nft_batch_commit(&nb, &reply);
 	nft_batch_free(&nb);
