@@ -167,6 +167,8 @@ size_t gre_build_header(uint8_t *hdr, struct in_addr src, struct in_addr dst, bo
  * A header is valid when csum_partial over it, checksum included, is 0xffff.
  */
 uint32_t csum_partial(const void *data, size_t len, uint32_t sum);
+/* The same without the CPU's wider vectors (AVX2), which csum_partial uses where it has them. */
+uint32_t csum_partial_portable(const void *data, size_t len, uint32_t sum);
 uint16_t csum_fold(uint32_t sum);
 
 /*

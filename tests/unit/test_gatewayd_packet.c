@@ -292,20 +292,33 @@ static uint8_t rnd8(void)
 	return (uint8_t)(lcg >> 16);
 }
 
+static void check_csum(const uint8_t *data, size_t len, uint32_t sum)
+{
+	uint32_t want = ref_fold(ref_add(sum, data, len));
+
+	CU_ASSERT_EQUAL(csum_partial(data, len, sum), want);
+	CU_ASSERT_EQUAL(csum_partial_portable(data, len, sum), want);
+}
+
+/* Every length to past a full-sized segment, at each alignment, both ways of summing. */
 static void test_csum_reference(void)
 {
-	uint8_t data[260];
+	static uint8_t data[65536 + 4];
 
-	for (size_t len = 0; len < 200; len++) {
+	for (size_t len = 0; len < 1600; len++) {
 		for (size_t off = 0; off < 4; off++) {
 			for (size_t i = 0; i < len + off; i++)
 				data[i] = rnd8();
-			CU_ASSERT_EQUAL(csum_partial(data + off, len, 0),
-					ref_fold(ref_add(0, data + off, len)));
-			CU_ASSERT_EQUAL(csum_partial(data + off, len, 0x1fffe),
-					ref_fold(ref_add(0x1fffe, data + off, len)));
+			check_csum(data + off, len, 0);
+			check_csum(data + off, len, 0x1fffe);
 		}
 	}
+	/* The largest packet of all ones: every lane carries as much as it ever will. */
+	memset(data, 0xff, sizeof(data));
+	check_csum(data + 1, 65535, 0xffff);
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = rnd8();
+	check_csum(data + 3, 65535, 0);
 }
 
 static void test_csum_chain_and_fold(void)
