@@ -28,8 +28,9 @@ from pop import Pop, wait_for  # noqa: E402
 ROUTER_IP = f"{lablib.WAN_NET}.2"
 SITES = [{"name": "branch", "source_ip": ROUTER_IP, "services": "swg+cfw"}]
 TENANTS = [{"name": "default", "tun": "grepop0", "routes": ["10.1.0.0/16"]}]
-# More than either queue holds: a 16 MiB ring takes ~95,000 of these, the
-# raw socket's 16 MiB of buffer ~13,000.
+# More than either queue holds: the ring's 128 blocks, each handed over
+# after 1 ms, take what arrives in 128 ms (~65,000 of these at gregen's
+# rate); the raw socket's 16 MiB of buffer ~13,000.
 PACKETS = 250000
 
 
