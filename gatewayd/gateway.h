@@ -101,7 +101,21 @@ struct gw_endpoint {
 struct gw;
 
 /*
- * A GRE packet between the two passes of a batch: parsed and its site
+ * One set of a worker's site cache (sitetab.c): four tunnels and the site
+ * each found last, in one cache line.
+ */
+#define GW_SITE_CACHE_WAYS	4
+
+struct gw_site_cache_set {
+	struct {
+		uint32_t source;	/* tunnel source IP, network order; 0: empty */
+		uint32_t key;		/* its GRE key, 0 without one */
+		uint64_t ref;		/* the site (sitetab.c: site_ref) */
+	} way[GW_SITE_CACHE_WAYS];
+} __attribute__((aligned(SHM_CACHELINE)));
+
+/*
+ * A GRE packet between the passes of a batch: parsed and its site
  * looked up in the first, handled in the second.
  */
 struct gw_rx {
@@ -115,6 +129,9 @@ struct gw_rx {
 	struct gre_packet g;
 	struct gw_site *site;		/* the tunnel's site, or NULL */
 	struct gw_site *other;		/* no site: the source's, if only the key differs */
+	struct gw_site_cache_set *set;	/* its set in the site cache, or NULL */
+	bool cached;			/* the set held it: */
+	uint64_t ref;			/* the site it found last */
 };
 
 enum gw_tx_kind {
@@ -145,6 +162,10 @@ struct gw_worker {
 	struct gw_endpoint *pool;
 	struct gw_endpoint *free_list;	/* linked through node.next, private */
 	struct __cds_lfs_stack returned;
+
+	/* The site cache (sitetab.c), private: site_cache_mask + 1 sets. */
+	struct gw_site_cache_set *site_cache;
+	uint32_t site_cache_mask;
 
 	/* Receive and send batches, preallocated. */
 	struct mmsghdr rx_msg[GW_BATCH];
@@ -283,6 +304,31 @@ unsigned endpoint_age(struct gw *gw, uint64_t now_ns, uint64_t idle_ns);
 
 int endpoint_pool_init(struct gw_worker *w);
 void endpoint_pool_free(struct gw_worker *w);
+
+/*
+ * The site cache: a worker's memory of which site each tunnel found, so
+ * that a batch's lookups can be fetched ahead, stage by stage, instead of
+ * each walking the RCU table's bucket and nodes in turn (worker.c,
+ * handle_rx_batch). Only the owning worker reads or writes it; a hit
+ * is checked against the slot table and the site's own source IP and key,
+ * so a site that changed, moved or went away is never returned for a
+ * tunnel that is no longer its own: the table answers then.
+ *
+ * The stages, each over a whole batch before the next, all with the RCU
+ * read lock held. site_cache_set: RX's set, from its parsed source IP and
+ * key, requested into the cache. site_cache_probe: whether the set holds
+ * the tunnel (rx->cached, rx->ref), and that slot's entry requested.
+ * site_cache_fetch: the site in that slot as rx->site, requested.
+ * site_cache_site: rx->site if it still is the tunnel's own, else NULL;
+ * then sitetab_lookup answers and site_cache_put remembers its answer.
+ */
+int site_cache_init(struct gw_worker *w);
+void site_cache_free(struct gw_worker *w);
+void site_cache_set(struct gw_worker *w, struct gw_rx *rx);
+void site_cache_probe(struct gw_worker *w, struct gw_rx *rx);
+void site_cache_fetch(struct gw_worker *w, struct gw_rx *rx);
+struct gw_site *site_cache_site(const struct gw_rx *rx);
+void site_cache_put(struct gw_worker *w, const struct gw_rx *rx, const struct gw_site *site);
 
 /* localaddr.c: this host's own addresses. */
 

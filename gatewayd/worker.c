@@ -449,13 +449,15 @@ drop:
  * merged one counts as its segments would have, each with its own outer
  * and inner headers.
  */
-static void gre_classify(struct gw_worker *w, struct gw_rx *rx)
+static void gre_parse_rx(struct gw_worker *w, struct gw_rx *rx)
 {
 	unsigned segs = 1;
 	uint64_t bytes = rx->len;
 
 	memset(&rx->g, 0, sizeof(rx->g));
 	rx->site = rx->other = NULL;
+	rx->set = NULL;
+	rx->cached = false;
 	rx->gso_hdr = 0;
 	rx->reason = gre_parse(rx->pkt, rx->len, &rx->g);
 	if (rx->gso_type != VIRTIO_NET_HDR_GSO_NONE && rx->reason == 0) {
@@ -474,9 +476,38 @@ static void gre_classify(struct gw_worker *w, struct gw_rx *rx)
 		bytes += (uint64_t)(segs - 1) * (size_t)(rx->g.inner - rx->pkt + rx->gso_hdr);
 	shm_add(&pop_lane(w)->rx_packets, segs);
 	shm_add(&pop_lane(w)->rx_bytes, bytes);
-	if (rx->reason && rx->g.src.s_addr == 0)
+}
+
+/* Whether RX names a tunnel to look up: one whose outer header parsed. */
+static bool rx_has_source(const struct gw_rx *rx)
+{
+	return !(rx->reason && rx->g.src.s_addr == 0);
+}
+
+/* RX's site: the cache's candidate if it holds, else the table's answer, remembered. */
+static void rx_lookup(struct gw_worker *w, struct gw_rx *rx)
+{
+	struct gw_site *site = site_cache_site(rx);
+
+	if (site) {
+		rx->site = site;
 		return;
+	}
 	rx->site = sitetab_lookup(w->gw, rx->g.src, rx->g.has_key, rx->g.key, &rx->other);
+	if (rx->site)
+		site_cache_put(w, rx, rx->site);
+}
+
+/* One packet on its own: parsed and looked up, each stage in turn. */
+static void gre_classify(struct gw_worker *w, struct gw_rx *rx)
+{
+	gre_parse_rx(w, rx);
+	if (!rx_has_source(rx))
+		return;
+	site_cache_set(w, rx);
+	site_cache_probe(w, rx);
+	site_cache_fetch(w, rx);
+	rx_lookup(w, rx);
 }
 
 /* The second pass: every decision after the site lookup. */
@@ -580,16 +611,29 @@ static inline void site_prefetch(struct gw_worker *w, const struct gw_site *site
 }
 
 /*
- * Two passes over a batch. With many sites, a packet's site, its token
- * bucket and its shared-memory counters are rarely in the cache, and one
- * packet at a time each miss would stall in turn. So the first pass finds
- * every packet's site and requests the lines it will need; the second
- * finds them arriving or there.
+ * A batch in stages. With many sites, what a packet's site lookup and
+ * handling touch is rarely in the cache, and one packet at a time each miss
+ * would stall in turn. So each stage runs over the whole batch and requests
+ * what the next one reads: the packet's site-cache set, the slot it names,
+ * the site in that slot, then the site's counters and policy; the last
+ * stage finds them arriving or there. A tunnel the cache does not hold is
+ * looked up in the RCU table at the fourth stage.
  */
 static void handle_rx_batch(struct gw_worker *w, struct gw_rx *rx, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++) {
-		gre_classify(w, &rx[i]);
+		gre_parse_rx(w, &rx[i]);
+		if (rx_has_source(&rx[i]))
+			site_cache_set(w, &rx[i]);
+	}
+	for (unsigned i = 0; i < n; i++)
+		site_cache_probe(w, &rx[i]);
+	for (unsigned i = 0; i < n; i++)
+		site_cache_fetch(w, &rx[i]);
+	for (unsigned i = 0; i < n; i++) {
+		if (!rx_has_source(&rx[i]))
+			continue;
+		rx_lookup(w, &rx[i]);
 		if (rx[i].site)
 			site_prefetch(w, rx[i].site);
 	}
@@ -1076,6 +1120,9 @@ int worker_setup(struct gw *gw, struct gw_worker *w, unsigned index)
 	r = endpoint_pool_init(w);
 	if (r < 0)
 		return r;
+	r = site_cache_init(w);
+	if (r < 0)
+		return r;
 	/* The control thread may swap gw->conf on reload: the worker keeps its copy. */
 	w->offload = gw->conf.offload;
 	if (w->offload && (r = gro_create(&w->gro)) < 0)
@@ -1132,4 +1179,5 @@ void worker_teardown(struct gw_worker *w)
 	w->gro = NULL;
 	free(w->tun_arena);
 	endpoint_pool_free(w);
+	site_cache_free(w);
 }

@@ -904,6 +904,123 @@ static void test_every_packet_counted(void)
 	CU_ASSERT_EQUAL(ends, pop.rx_packets + 2);
 }
 
+/* Publish sites a, b and c as the suite started, plus N_MORE named m0.. from MORE. */
+static void apply_sites(const char *a_source, const char *z_source, char more[][16],
+			unsigned n_more)
+{
+	struct sites sites = { 0 };
+	char name[8];
+
+	CU_ASSERT_FATAL(add_site(&sites, "a", a_source, "", "swg+cfw", "yes", "") == 0);
+	CU_ASSERT_FATAL(add_site(&sites, "b", ROUTER_B, "42", "swg", "yes", "8443") == 0);
+	CU_ASSERT_FATAL(add_site(&sites, "c", ROUTER_C, "", "swg+cfw", "no", "") == 0);
+	if (z_source)
+		CU_ASSERT_FATAL(add_site(&sites, "z", z_source, "", "swg+cfw", "yes", "") == 0);
+	for (unsigned i = 0; i < n_more; i++) {
+		snprintf(name, sizeof(name), "m%u", i);
+		CU_ASSERT_FATAL(add_site(&sites, name, more[i], "", "swg+cfw", "yes", "") == 0);
+	}
+	CU_ASSERT_FATAL(sitetab_apply(&gw, &sites, noop_changed) == 0);
+	sites_free(&sites);
+}
+
+/* Receive one UDP packet from the tunnel source SRC. */
+static void receive_from(const char *src)
+{
+	uint8_t in[256], pkt[300];
+
+	receive(pkt, gre(pkt, src, false, 0, GRE_PROTO_IPV4, in,
+			 udp(in, "10.1.0.2", "198.19.0.2", 53, 10)));
+}
+
+/*
+ * Tunnel sources that share one set of the worker's site cache: more than
+ * it has ways. Into MORE; how many (at most MAX).
+ */
+static unsigned same_set_sources(char more[][16], unsigned max)
+{
+	struct gw_site_cache_set *first = NULL;
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < 1024 && n < max; i++) {
+		struct gw_rx rx = { 0 };
+		char s[16];
+
+		snprintf(s, sizeof(s), "198.18.%u.%u", 1 + i / 256, i % 256);
+		rx.g.src = ip(s);
+		site_cache_set(w, &rx);
+		if (!first)
+			first = rx.set;
+		if (rx.set == first)
+			memcpy(more[n++], s, sizeof(s));
+	}
+	return n;
+}
+
+/*
+ * The worker's site cache never answers for a tunnel that is no longer its
+ * site's: a source IP that moved to another site, a removed site, and more
+ * tunnels in one cache set than it holds.
+ */
+static void test_site_cache_follows_changes(void)
+{
+	static uint8_t pkts[2 * 6][300];
+	char more[6][16];
+	uint8_t in[256], *p[2 * 6];
+	size_t len[2 * 6];
+	uint64_t a, unknown, before[6];
+	unsigned n;
+
+	set_health(SHM_HEALTH_UP, SHM_HEALTH_UP, true);
+	drain();
+	a = SITE("a", rx_packets);
+	receive_from(ROUTER_A);
+	CU_ASSERT_EQUAL(SITE("a", rx_packets), a + 1);
+
+	/* a moves to another source; its old one is now z's. */
+	apply_sites("198.18.0.5", ROUTER_A, NULL, 0);
+	receive_from(ROUTER_A);
+	CU_ASSERT_EQUAL(SITE("z", rx_packets), 1);
+	CU_ASSERT_EQUAL(SITE("a", rx_packets), a + 1);
+	receive_from("198.18.0.5");
+	CU_ASSERT_EQUAL(SITE("a", rx_packets), a + 2);
+
+	/* z goes away: its source is nobody's. */
+	apply_sites("198.18.0.5", NULL, NULL, 0);
+	unknown = POP_DROP(SHM_DROP_UNKNOWN_SOURCE);
+	receive_from(ROUTER_A);
+	CU_ASSERT_EQUAL(POP_DROP(SHM_DROP_UNKNOWN_SOURCE), unknown + 1);
+
+	/* Six tunnels of one set, twice each in one batch: each to its own site. */
+	n = same_set_sources(more, 6);
+	CU_ASSERT_FATAL(n == 6);
+	apply_sites(ROUTER_A, NULL, more, n);
+	for (unsigned i = 0; i < n; i++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "m%u", i);
+		before[i] = SITE(name, rx_packets);
+	}
+	for (unsigned i = 0; i < 2 * n; i++) {
+		p[i] = pkts[i];
+		len[i] = gre(pkts[i], more[i % n], false, 0, GRE_PROTO_IPV4, in,
+			     udp(in, "10.1.0.2", "198.19.0.2", 53, 10));
+	}
+	worker_begin_batch(w);
+	rcu_read_lock();
+	worker_handle_gre_batch(w, p, len, 2 * n);
+	worker_flush_tx(w);
+	rcu_read_unlock();
+	for (unsigned i = 0; i < n; i++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "m%u", i);
+		CU_ASSERT_EQUAL(SITE(name, rx_packets), before[i] + 2);
+	}
+	apply_sites(ROUTER_A, NULL, NULL, 0);
+	drain();
+}
+
 int main(void)
 {
 	CU_pSuite s;
@@ -934,6 +1051,7 @@ int main(void)
 	CU_add_test(s, "every packet counted", test_every_packet_counted);
 	/* Last: its TUN reads are not in the count above. */
 	CU_add_test(s, "frames to a resolved next hop", test_frames_to_next_hop);
+	CU_add_test(s, "the site cache follows site changes", test_site_cache_follows_changes);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	failed = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
