@@ -607,6 +607,7 @@ static inline void site_prefetch(struct gw_worker *w, const struct gw_site *site
 	__builtin_prefetch(lane, 1);
 	__builtin_prefetch(&lane->last_seen_ns, 1);
 	__builtin_prefetch(&site->conf.services);
+	__builtin_prefetch(&site->conf.n_http_ports);
 	__builtin_prefetch(&site->lane[w->index], 1);
 }
 
@@ -614,17 +615,23 @@ static inline void site_prefetch(struct gw_worker *w, const struct gw_site *site
  * A batch in stages. With many sites, what a packet's site lookup and
  * handling touch is rarely in the cache, and one packet at a time each miss
  * would stall in turn. So each stage runs over the whole batch and requests
- * what the next one reads: the packet's site-cache set, the slot it names,
- * the site in that slot, then the site's counters and policy; the last
- * stage finds them arriving or there. A tunnel the cache does not hold is
- * looked up in the RCU table at the fourth stage.
+ * what the next one reads: the packet's site-cache set and inner headers,
+ * the slot the set names, the site in that slot, then the site's counters
+ * and policy; the last stage finds them arriving or there. A tunnel the
+ * cache does not hold is looked up in the RCU table at the fourth stage.
  */
 static void handle_rx_batch(struct gw_worker *w, struct gw_rx *rx, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++) {
 		gre_parse_rx(w, &rx[i]);
-		if (rx_has_source(&rx[i]))
-			site_cache_set(w, &rx[i]);
+		if (!rx_has_source(&rx[i]))
+			continue;
+		site_cache_set(w, &rx[i]);
+		/* The inner headers: the kernel wrote them on another core. */
+		if (rx[i].g.inner_len > 0)
+			__builtin_prefetch(rx[i].g.inner);
+		if (rx[i].g.inner_len > 40)
+			__builtin_prefetch(rx[i].g.inner + 40);
 	}
 	for (unsigned i = 0; i < n; i++)
 		site_cache_probe(w, &rx[i]);
