@@ -52,6 +52,12 @@ static int match_source(struct cds_lfht_node *node, const void *key)
 	return site->source_ip.s_addr == ((const struct in_addr *)key)->s_addr;
 }
 
+/* Whether SITE's tunnel carries KEY (when HAS_KEY), or none as it does not. */
+static bool site_takes_key(const struct gw_site *site, bool has_key, uint32_t key)
+{
+	return site->has_key == has_key && (!has_key || site->key == key);
+}
+
 struct gw_site *sitetab_lookup(struct gw *gw, struct in_addr source, bool has_key, uint32_t key,
 			       struct gw_site **key_mismatch)
 {
@@ -65,7 +71,7 @@ struct gw_site *sitetab_lookup(struct gw *gw, struct in_addr source, bool has_ke
 	     node = cds_lfht_iter_get_node(&iter)) {
 		struct gw_site *site = caa_container_of(node, struct gw_site, by_source);
 
-		if (site->has_key == has_key && (!has_key || site->key == key))
+		if (site_takes_key(site, has_key, key))
 			return site;
 		if (!first)
 			first = site;
@@ -87,8 +93,8 @@ static uint64_t site_ref(const struct gw_site *site)
 	return site->generation << REF_SLOT_BITS | site->slot;
 }
 
-/* The site REF names, if its slot still holds that generation. */
-static struct gw_site *site_by_ref(struct gw *gw, uint64_t ref)
+/* The site in REF's slot now, whatever its generation, or NULL. */
+static struct gw_site *slot_site(struct gw *gw, uint64_t ref)
 {
 	uint32_t slot = (uint32_t)(ref & REF_SLOT_MASK);
 	struct gw_site *site;
@@ -97,6 +103,14 @@ static struct gw_site *site_by_ref(struct gw *gw, uint64_t ref)
 		return NULL;
 	site = rcu_dereference(gw->by_slot[slot]);
 	tsan_found(site);
+	return site;
+}
+
+/* The site REF names, if its slot still holds that generation. */
+static struct gw_site *site_by_ref(struct gw *gw, uint64_t ref)
+{
+	struct gw_site *site = slot_site(gw, ref);
+
 	return site && site_ref(site) == ref ? site : NULL;
 }
 
@@ -713,10 +727,14 @@ static uint64_t tunnel_hash(const struct gre_packet *g)
 	return hash_mix((uint64_t)g->key << 32 | g->src.s_addr);
 }
 
+/* Whether a way holds G's tunnel (a packet without a key parses with key 0). */
+static bool way_holds(const struct gw_site_cache_set *set, unsigned i, const struct gre_packet *g)
+{
+	return set->way[i].source == g->src.s_addr && set->way[i].key == g->key;
+}
+
 void site_cache_set(struct gw_worker *w, struct gw_rx *rx)
 {
-	rx->set = NULL;
-	rx->cached = false;
 	if (rx->g.src.s_addr == 0)
 		return;
 	rx->set = &w->site_cache[tunnel_hash(&rx->g) & w->site_cache_mask];
@@ -726,12 +744,11 @@ void site_cache_set(struct gw_worker *w, struct gw_rx *rx)
 void site_cache_probe(struct gw_worker *w, struct gw_rx *rx)
 {
 	const struct gw_site_cache_set *set = rx->set;
-	uint32_t key = rx->g.has_key ? rx->g.key : 0;
 
 	if (!set)
 		return;
 	for (unsigned i = 0; i < GW_SITE_CACHE_WAYS; i++) {
-		if (set->way[i].source == rx->g.src.s_addr && set->way[i].key == key) {
+		if (way_holds(set, i, &rx->g)) {
 			rx->ref = set->way[i].ref;
 			rx->cached = true;
 			__builtin_prefetch(&w->gw->by_slot[rx->ref & REF_SLOT_MASK]);
@@ -742,13 +759,9 @@ void site_cache_probe(struct gw_worker *w, struct gw_rx *rx)
 
 void site_cache_fetch(struct gw_worker *w, struct gw_rx *rx)
 {
-	uint32_t slot = (uint32_t)(rx->ref & REF_SLOT_MASK);
-
-	rx->site = NULL;
-	if (!rx->cached || slot >= w->gw->shm.hdr->site_capacity)
+	if (!rx->cached)
 		return;
-	rx->site = rcu_dereference(w->gw->by_slot[slot]);
-	tsan_found(rx->site);
+	rx->site = slot_site(w->gw, rx->ref);
 	if (rx->site)
 		__builtin_prefetch(rx->site);
 }
@@ -758,7 +771,7 @@ struct gw_site *site_cache_site(const struct gw_rx *rx)
 	const struct gw_site *site = rx->site;
 
 	if (!site || site_ref(site) != rx->ref || site->source_ip.s_addr != rx->g.src.s_addr ||
-	    site->has_key != rx->g.has_key || (site->has_key && site->key != rx->g.key))
+	    !site_takes_key(site, rx->g.has_key, rx->g.key))
 		return NULL;
 	return rx->site;
 }
@@ -766,15 +779,13 @@ struct gw_site *site_cache_site(const struct gw_rx *rx)
 void site_cache_put(struct gw_worker *w, const struct gw_rx *rx, const struct gw_site *site)
 {
 	struct gw_site_cache_set *set = rx->set;
-	uint32_t key = rx->g.has_key ? rx->g.key : 0;
 	unsigned i;
 
 	if (!set)
 		return;
 	/* The tunnel's own way if the set holds a stale one, else an empty one. */
-	for (i = 0; i < GW_SITE_CACHE_WAYS; i++)
-		if (set->way[i].source == rx->g.src.s_addr && set->way[i].key == key)
-			break;
+	for (i = 0; i < GW_SITE_CACHE_WAYS && !way_holds(set, i, &rx->g); i++)
+		;
 	for (unsigned j = 0; i == GW_SITE_CACHE_WAYS && j < GW_SITE_CACHE_WAYS; j++)
 		if (set->way[j].source == 0)
 			i = j;
@@ -782,6 +793,6 @@ void site_cache_put(struct gw_worker *w, const struct gw_rx *rx, const struct gw
 	if (i == GW_SITE_CACHE_WAYS)
 		i = (unsigned)(tunnel_hash(&rx->g) >> 32) % GW_SITE_CACHE_WAYS;
 	set->way[i].source = rx->g.src.s_addr;
-	set->way[i].key = key;
+	set->way[i].key = rx->g.key;
 	set->way[i].ref = site_ref(site);
 }

@@ -795,12 +795,14 @@ static void test_kernel_merged(void)
 		CU_ASSERT_EQUAL(vh.csum_offset, 16);
 		/* The kernel finishes each segment's checksum from the pseudo-header's. */
 		check = (uint16_t)(ip[36] << 8 | ip[37]);
-		CU_ASSERT_EQUAL(check, csum_fold(csum_partial(ip + 12, 8, IPPROTO_TCP + 20 + payload)));
+		CU_ASSERT_EQUAL(check,
+				csum_fold(csum_partial(ip + 12, 8, IPPROTO_TCP + 20 + payload)));
 		CU_ASSERT_EQUAL(csum_fold(csum_partial(ip, 20, 0)), 0xffff);
 		CU_ASSERT_EQUAL(SITE("a", rx_packets), rx + 3);
 		CU_ASSERT_EQUAL(SITE("a", rx_bytes), bytes + 3 * 40 + payload);
 		CU_ASSERT_EQUAL(gw.shm.hdr->pop.lane[0].rx_packets, pop_rx + 3);
-		CU_ASSERT_EQUAL(gw.shm.hdr->pop.lane[0].rx_bytes, pop_bytes + 3 * (24 + 40) + payload);
+		CU_ASSERT_EQUAL(gw.shm.hdr->pop.lane[0].rx_bytes,
+				pop_bytes + 3 * (24 + 40) + payload);
 	}
 	CU_ASSERT_EQUAL(read(tun_peer, out, sizeof(out)), -1);
 }
