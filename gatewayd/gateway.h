@@ -296,6 +296,12 @@ void sitetab_destroy(struct gw *gw);
 void endpoint_learn(struct gw_worker *w, uint8_t tenant, int family, const void *addr,
 		    struct gw_site *site);
 
+/*
+ * Request the endpoint SITE's lane of W last learned, which endpoint_learn
+ * checks first (the lane's line should be on its way already).
+ */
+void endpoint_hint_prefetch(const struct gw_worker *w, const struct gw_site *site);
+
 /* The site behind ADDR, or NULL. RCU read lock held. */
 struct gw_site *endpoint_lookup(struct gw *gw, uint8_t tenant, int family, const void *addr);
 

@@ -551,6 +551,15 @@ static struct gw_endpoint *learned_hint(struct gw_worker *w, const struct gw_sit
 	return endpoint_is(ep, tenant, family, addr) ? ep : NULL;
 }
 
+void endpoint_hint_prefetch(const struct gw_worker *w, const struct gw_site *site)
+{
+	const struct gw_endpoint *ep = site->lane[w->index].learned;
+
+	/* Only requested: a stale hint costs a line, never a fault. */
+	if (ep)
+		__builtin_prefetch(ep);
+}
+
 /* EP is ADDR's, and SITE's: note that it was seen now. */
 static void endpoint_refresh(struct gw_worker *w, struct gw_endpoint *ep,
 			     const struct gw_site *site)

@@ -616,9 +616,10 @@ static inline void site_prefetch(struct gw_worker *w, const struct gw_site *site
  * handling touch is rarely in the cache, and one packet at a time each miss
  * would stall in turn. So each stage runs over the whole batch and requests
  * what the next one reads: the packet's site-cache set and inner headers,
- * the slot the set names, the site in that slot, then the site's counters
- * and policy; the last stage finds them arriving or there. A tunnel the
- * cache does not hold is looked up in the RCU table at the fourth stage.
+ * the slot the set names, the site in that slot, then the site's counters,
+ * policy and lane, then the endpoint that lane last learned; the last stage
+ * finds them arriving or there. A tunnel the cache does not hold is looked
+ * up in the RCU table at the fourth stage.
  */
 static void handle_rx_batch(struct gw_worker *w, struct gw_rx *rx, unsigned n)
 {
@@ -644,6 +645,9 @@ static void handle_rx_batch(struct gw_worker *w, struct gw_rx *rx, unsigned n)
 		if (rx[i].site)
 			site_prefetch(w, rx[i].site);
 	}
+	for (unsigned i = 0; i < n; i++)
+		if (rx[i].site)
+			endpoint_hint_prefetch(w, rx[i].site);
 	for (unsigned i = 0; i < n; i++)
 		gre_handle_counted(w, &rx[i]);
 }
