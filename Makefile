@@ -13,7 +13,7 @@ DESTDIR ?=
 CC ?= cc
 
 PKGS := liburcu liburcu-cds libnftnl libmnl libconfig libzmq libsystemd \
-	libmicrohttpd jansson libcurl libcap
+	libmicrohttpd jansson libcurl libcap libxdp libbpf
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wformat=2 -Wpointer-arith -Wvla -Wno-unused-parameter -Wundef \
@@ -75,6 +75,17 @@ $(BUILD)/obj/empty.o:
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+# gateway.io = "xdp": the XDP program, built for the BPF target and embedded
+# in libgatewayd; only gatewayd's main.c loads it (gatewayd/xdp.c), so the
+# tests and fuzzers never pull it in.
+BPF_CFLAGS := -O2 -g -target bpf -Wall -Wextra -Werror -I/usr/include/$(shell $(CC) -dumpmachine)
+$(BUILD)/obj/gatewayd/bpf/gre.bpf.o: gatewayd/bpf/gre.bpf.c
+	@mkdir -p $(@D)
+	clang $(BPF_CFLAGS) -c -o $@ $<
+$(BUILD)/obj/gatewayd/bpf/embed.o: gatewayd/bpf/embed.S $(BUILD)/obj/gatewayd/bpf/gre.bpf.o
+	$(CC) -c -DBPF_OBJECT='"$(BUILD)/obj/gatewayd/bpf/gre.bpf.o"' -o $@ $<
+$(BUILD)/libgatewayd.a: $(BUILD)/obj/gatewayd/bpf/embed.o
 
 # The dashboard is built into statsd (statsd/www.c includes the files).
 $(BUILD)/obj/statsd/www.o: $(wildcard statsd/www/*)

@@ -23,6 +23,7 @@
 #include <urcu.h>
 #include <urcu/lfstack.h>
 #include <urcu/rculfhash.h>
+#include <xdp/xsk.h>
 
 #include "gatewayd/gro.h"
 #include "gatewayd/gso.h"
@@ -36,6 +37,13 @@
 #define GW_BATCH		64	/* packets per receive or send call */
 #define GW_BUF_SIZE		9216	/* one packet: the largest tunnel MTU + headers */
 #define GW_ENDPOINTS_PER_WORKER	(1u << 17)
+/*
+ * io = xdp: each worker's frames (one page each: the largest frame an
+ * AF_XDP socket takes without multi-buffer) and its receive ring.
+ */
+#define GW_XSK_FRAME_SIZE	4096u
+#define GW_XSK_FRAMES		4096u
+#define GW_XSK_RX_SIZE		2048u
 #define GW_TX_HDR_MAX		(32 + GSO_HDR_MAX)	/* GRE, then a segment's headers */
 /* One read from a TUN queue: its virtio_net_hdr and the largest IP packet. */
 #define GW_TUN_READ_MAX		(sizeof(struct virtio_net_hdr) + 65535 + 40)
@@ -99,6 +107,8 @@ struct gw_endpoint {
 };
 
 struct gw;
+struct bpf_link;
+struct bpf_object;
 
 /*
  * One set of a worker's site cache (sitetab.c): four tunnels and the site
@@ -153,6 +163,16 @@ struct gw_worker {
 		unsigned next;		/* the block to look at next */
 		bool vnet;		/* a virtio_net_hdr before each packet */
 	} ring;
+	struct gw_xsk {			/* io = xdp: the AF_XDP socket of queue index */
+		struct xsk_socket *sock;	/* NULL otherwise, or no such queue */
+		struct xsk_umem *umem;
+		struct xsk_ring_cons rx;
+		struct xsk_ring_prod fill;
+		struct xsk_ring_cons comp;	/* unused: nothing is sent through it */
+		uint8_t *area;			/* the frames, GW_XSK_FRAMES of them */
+		uint64_t held[GW_BATCH];	/* the frames of the batch in hand */
+		uint64_t drops_seen;		/* XDP_STATISTICS' running count */
+	} xsk;
 	int tx_fd;			/* raw IPPROTO_RAW for what we send */
 	int pk_fd;			/* io = ring: AF_PACKET for whole frames, or -1 */
 	int tun_fd[CONF_MAX_TENANTS];
@@ -258,6 +278,11 @@ struct gw {
 	struct l2_resolver *l2;		/* control thread, but for its interfaces */
 	struct l2_slot *l2_slots;	/* control thread: each slot's route */
 	uint32_t l2_cursor;		/* the slot the next refresh starts at */
+	/* io = xdp (xdp.c): the program on pop.wan_interface, its socket map. */
+	struct bpf_object *xdp_obj;
+	struct bpf_link *xdp_link;
+	int xsks_fd;			/* -1 unless io = xdp */
+	unsigned wan_queues;		/* the interface's receive queues */
 };
 
 /* sitetab.c: the RCU tables. */

@@ -38,6 +38,7 @@
 #include "gatewayd/netlink.h"
 #include "gatewayd/nft.h"
 #include "gatewayd/tun.h"
+#include "gatewayd/xdp.h"
 #include "lib/log.h"
 #include "lib/options.h"
 #include "lib/timeutil.h"
@@ -229,6 +230,8 @@ static void wan_gro_check(struct gw *gw)
 	const char *ifname = gw->conf.wan_interface;
 	const char *why = gw->conf.io == CONF_IO_RING ?
 		"this kernel's packet ring does not report how it merged packets" :
+		gw->conf.io == CONF_IO_XDP ?
+		"an AF_XDP socket takes no packet larger than its frames" :
 		"a raw GRE socket cannot cut merged packets again";
 	struct ethtool_value ev = { .cmd = ETHTOOL_GGRO };
 	struct ifreq ifr;
@@ -260,11 +263,14 @@ static void wan_gro_check(struct gw *gw)
 static void start_workers(struct gatewayd *d)
 {
 	struct gw *gw = &d->gw;
+	char err[CONF_ERR_MAX];
 	int r;
 
 	gw->workers = calloc(gw->n_workers, sizeof(*gw->workers));
 	if (!gw->workers)
 		fatal("out of memory");
+	if (gw->conf.io == CONF_IO_XDP && gw_xdp_load(gw, err, sizeof(err)) < 0)
+		fatal("%s", err);
 	for (unsigned i = 0; i < gw->n_workers; i++) {
 		for (unsigned t = 0; t < gw->conf.n_tenants; t++)
 			gw->workers[i].tun_fd[t] = d->tun_fds[t][i];
@@ -273,8 +279,16 @@ static void start_workers(struct gatewayd *d)
 			fatal("worker %u: cannot set up %s (raw and packet sockets need "
 			      "CAP_NET_RAW; %s must be an address of this host, %s one of its "
 			      "interfaces): %s", i, gw->conf.io == CONF_IO_RING ? "a packet ring" :
+			      gw->conf.io == CONF_IO_XDP ? "its AF_XDP socket (its frames are "
+			      "locked memory: CAP_IPC_LOCK or RLIMIT_MEMLOCK)" :
 			      "its GRE socket", inet_ntoa(gw->conf.gateway_ip),
 			      gw->conf.wan_interface, strerror(-r));
+	}
+	if (gw->conf.io == CONF_IO_XDP) {
+		if (gw_xdp_attach(gw, err, sizeof(err)) < 0)
+			fatal("%s", err);
+		log_info("%s: GRE to %s goes to AF_XDP sockets on %u receive queues",
+			 gw->conf.wan_interface, inet_ntoa(gw->conf.gateway_ip), gw->wan_queues);
 	}
 	wan_gro_check(gw);
 	for (unsigned i = 0; i < gw->n_workers; i++) {
@@ -566,12 +580,12 @@ static void run(struct gatewayd *d)
 	}
 }
 
-/* io = ring sends through a packet socket, to next hops the control thread resolves. */
+/* io = ring or xdp sends through a packet socket, to next hops the control thread resolves. */
 static void open_next_hops(struct gw *gw)
 {
 	int r;
 
-	if (gw->conf.io != CONF_IO_RING)
+	if (!conf_io_on_wan(gw->conf.io))
 		return;
 	r = l2_gw_open(gw);
 	if (r < 0)
@@ -603,6 +617,7 @@ static void shutdown_gateway(struct gatewayd *d)
 	sd_notify(0, "STOPPING=1");
 	log_info("stopping");
 	worker_stop_all(gw);
+	gw_xdp_close(gw);
 	teardown_tenants(d);
 	if (d->nft_ready)
 		nft_teardown();
@@ -645,7 +660,7 @@ int main(int argc, char **argv)
 	if (sitetab_init(&d.gw) < 0)
 		fatal("out of memory for the site tables");
 	r = nft_setup(&d.gw.conf.gateway_ip,
-		      d.gw.conf.io == CONF_IO_RING ? d.gw.conf.wan_interface : NULL);
+		      conf_io_on_wan(d.gw.conf.io) ? d.gw.conf.wan_interface : NULL);
 	if (r < 0)
 		fatal("nftables: %s", nft_last_error());
 	d.nft_ready = true;

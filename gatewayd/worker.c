@@ -25,11 +25,13 @@
  * points into them is sent.
  */
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/if_packet.h>
+#include <linux/if_xdp.h>
 #include <linux/sock_diag.h>
 #include <linux/virtio_net.h>
 #include <net/ethernet.h>
@@ -88,7 +90,8 @@ static inline void site_drop(struct gw_worker *w, const struct gw_site *site, in
 /*
  * About once a second, what the kernel dropped since the last look because
  * this worker's receive queue was full: the ring's own count (read and
- * reset by PACKET_STATISTICS) or the raw socket's running one (SO_MEMINFO).
+ * reset by PACKET_STATISTICS), the raw socket's running one (SO_MEMINFO),
+ * or the AF_XDP socket's (XDP_STATISTICS: its ring full, or no free frame).
  * One system call a second, never per packet.
  */
 static void count_queue_drops(struct gw_worker *w)
@@ -98,7 +101,17 @@ static void count_queue_drops(struct gw_worker *w)
 	if (w->now_ns - w->queue_drops_read_ns < NSEC_PER_SEC || w->gre_fd < 0)
 		return;
 	w->queue_drops_read_ns = w->now_ns;
-	if (w->ring.map) {
+	if (w->xsk.sock) {
+		struct xdp_statistics st;
+
+		len = sizeof(st);
+		if (getsockopt(w->gre_fd, SOL_XDP, XDP_STATISTICS, &st, &len) == 0) {
+			uint64_t total = st.rx_dropped + st.rx_ring_full;
+
+			shm_add(&pop_lane(w)->rx_queue_drops, total - w->xsk.drops_seen);
+			w->xsk.drops_seen = total;
+		}
+	} else if (w->ring.map) {
 		struct tpacket_stats_v3 st;
 
 		len = sizeof(st);
@@ -885,6 +898,52 @@ static void worker_poll_ring(struct gw_worker *w)
 }
 
 /*
+ * io = xdp: the frames the socket's receive ring holds, GW_BATCH at a time,
+ * GW_GRE_BUDGET batches at most. As with the ring, a batch's frames go
+ * back to the fill ring once what was queued to send from them has left.
+ * In copy mode the kernel fills the frames on its own; a driver that
+ * delivers in place may ask to be woken to take the frames given back.
+ */
+static void worker_poll_xdp(struct gw_worker *w)
+{
+	struct gw_xsk *x = &w->xsk;
+	struct gw_rx *rx = w->rx_pending;
+
+	rcu_read_lock();
+	for (int budget = GW_GRE_BUDGET; budget > 0; budget--) {
+		uint32_t at, fill_at, n = xsk_ring_cons__peek(&x->rx, GW_BATCH, &at);
+
+		if (n == 0)
+			break;
+		worker_begin_batch(w);
+		for (uint32_t i = 0; i < n; i++) {
+			const struct xdp_desc *d = xsk_ring_cons__rx_desc(&x->rx, at + i);
+			uint8_t *frame = xsk_umem__get_data(x->area, d->addr);
+
+			x->held[i] = d->addr;
+			rx[i].pkt = frame + ETH_HLEN;
+			rx[i].len = d->len > ETH_HLEN ? d->len - ETH_HLEN : 0;
+			rx[i].gso_type = VIRTIO_NET_HDR_GSO_NONE;
+		}
+		xsk_ring_cons__release(&x->rx, n);
+		handle_rx_batch(w, rx, n);
+		worker_send_tx(w);
+		/* The fill ring has room for every frame: this never waits. */
+		if (xsk_ring_prod__reserve(&x->fill, n, &fill_at) == n) {
+			for (uint32_t i = 0; i < n; i++)
+				*xsk_ring_prod__fill_addr(&x->fill, fill_at + i) = x->held[i];
+			xsk_ring_prod__submit(&x->fill, n);
+		}
+		if (n < GW_BATCH)
+			break;
+	}
+	worker_flush_tx(w);
+	rcu_read_unlock();
+	if (xsk_ring_prod__needs_wakeup(&x->fill))
+		recvfrom(w->gre_fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
+}
+
+/*
  * Read TENANT's queue until it is empty or a batch's worth was read. Each
  * read lands after the previous one in the arena and is handled at once;
  * the arena starts over whenever the tx batch is empty (nothing points
@@ -936,6 +995,8 @@ static void *worker_main(void *arg)
 		for (int i = 0; i < n; i++) {
 			if (ev[i].data.u32 == GW_EPOLL_GRE && w->ring.map)
 				worker_poll_ring(w);
+			else if (ev[i].data.u32 == GW_EPOLL_GRE && w->xsk.sock)
+				worker_poll_xdp(w);
 			else if (ev[i].data.u32 == GW_EPOLL_GRE)
 				worker_poll_gre(w);
 			else
@@ -1065,6 +1126,56 @@ fail:
 	return r;
 }
 
+/*
+ * io = xdp: worker W's AF_XDP socket on the queue of its index, its frames
+ * all given to the kernel, and its place in the program's map. Copy mode
+ * unless the driver offers zero copy; nothing is sent through it. Returns
+ * the socket's descriptor, 0 when the interface has no such queue (the
+ * worker then serves only its TUN queues), or -errno.
+ */
+static int open_xsk(struct gw *gw, struct gw_worker *w)
+{
+	struct gw_xsk *x = &w->xsk;
+	const struct xsk_umem_config ucfg = {
+		.fill_size = GW_XSK_FRAMES, .comp_size = XSK_RING_CONS__DEFAULT_NUM_DESCS,
+		.frame_size = GW_XSK_FRAME_SIZE, .frame_headroom = 0,
+	};
+	const struct xsk_socket_config scfg = {
+		.rx_size = GW_XSK_RX_SIZE,
+		.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
+		.bind_flags = XDP_USE_NEED_WAKEUP,
+	};
+	size_t size = (size_t)GW_XSK_FRAMES * GW_XSK_FRAME_SIZE;
+	uint32_t at, key = w->index;
+	int fd, r;
+
+	if (w->index >= gw->wan_queues)
+		return 0;
+	x->area = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (x->area == MAP_FAILED) {
+		x->area = NULL;
+		return -ENOMEM;
+	}
+	r = xsk_umem__create(&x->umem, x->area, size, &x->fill, &x->comp, &ucfg);
+	if (r < 0)
+		return r;
+	r = xsk_socket__create(&x->sock, gw->conf.wan_interface, w->index, x->umem, &x->rx,
+			       NULL, &scfg);
+	if (r < 0) {
+		x->sock = NULL;
+		return r;
+	}
+	if (xsk_ring_prod__reserve(&x->fill, GW_XSK_FRAMES, &at) != GW_XSK_FRAMES)
+		return -ENOSPC;
+	for (uint32_t i = 0; i < GW_XSK_FRAMES; i++)
+		*xsk_ring_prod__fill_addr(&x->fill, at + i) = (uint64_t)i * GW_XSK_FRAME_SIZE;
+	xsk_ring_prod__submit(&x->fill, GW_XSK_FRAMES);
+	fd = xsk_socket__fd(x->sock);
+	if (bpf_map_update_elem(gw->xsks_fd, &key, &fd, BPF_ANY) < 0)
+		return -errno;
+	return fd;
+}
+
 static int open_tx_socket(void)
 {
 	int size = 4 << 20;
@@ -1138,8 +1249,21 @@ int worker_setup(struct gw *gw, struct gw_worker *w, unsigned index)
 	w->offload = gw->conf.offload;
 	if (w->offload && (r = gro_create(&w->gro)) < 0)
 		return r;
-	w->gre_fd = gw->conf.io == CONF_IO_RING ? open_ring(gw, w) : open_gre_socket(gw, index);
-	if (w->gre_fd < 0)
+	switch (gw->conf.io) {
+	case CONF_IO_RING:
+		w->gre_fd = open_ring(gw, w);
+		break;
+	case CONF_IO_XDP:
+		w->gre_fd = open_xsk(gw, w);
+		if (w->gre_fd == 0)
+			w->gre_fd = -1;
+		else if (w->gre_fd < 0)
+			return w->gre_fd;
+		break;
+	default:
+		w->gre_fd = open_gre_socket(gw, index);
+	}
+	if (w->gre_fd < 0 && gw->conf.io != CONF_IO_XDP)
 		return w->gre_fd;
 	w->tx_fd = open_tx_socket();
 	if (w->tx_fd < 0)
@@ -1152,7 +1276,7 @@ int worker_setup(struct gw *gw, struct gw_worker *w, unsigned index)
 	w->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (w->epoll_fd < 0)
 		return -errno;
-	r = epoll_watch(w->epoll_fd, w->gre_fd, GW_EPOLL_GRE);
+	r = w->gre_fd >= 0 ? epoll_watch(w->epoll_fd, w->gre_fd, GW_EPOLL_GRE) : 0;
 	for (unsigned t = 0; r == 0 && t < gw->conf.n_tenants; t++)
 		r = epoll_watch(w->epoll_fd, w->tun_fd[t], t);
 	return r;
@@ -1176,8 +1300,16 @@ void worker_teardown(struct gw_worker *w)
 {
 	if (w->ring.map)
 		munmap(w->ring.map, w->ring.block_size * w->ring.block_nr);
-	if (w->gre_fd >= 0)
+	if (w->xsk.sock)	/* closes gre_fd */
+		xsk_socket__delete(w->xsk.sock);
+	else if (w->gre_fd >= 0)
 		close(w->gre_fd);
+	w->xsk.sock = NULL;
+	xsk_umem__delete(w->xsk.umem);
+	w->xsk.umem = NULL;
+	if (w->xsk.area)
+		munmap(w->xsk.area, (size_t)GW_XSK_FRAMES * GW_XSK_FRAME_SIZE);
+	w->xsk.area = NULL;
 	if (w->tx_fd >= 0)
 		close(w->tx_fd);
 	if (w->pk_fd >= 0)

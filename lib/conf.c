@@ -279,8 +279,10 @@ static int key_io(struct conf_loader *ld, const config_setting_t *s,
 		*io = CONF_IO_SOCKET;
 	else if (!strcmp(text, "ring"))
 		*io = CONF_IO_RING;
+	else if (!strcmp(text, "xdp"))
+		*io = CONF_IO_XDP;
 	else
-		return conf_fail(ld, s, "\"%s\" is not an I/O mode (socket or ring)", text);
+		return conf_fail(ld, s, "\"%s\" is not an I/O mode (socket, ring or xdp)", text);
 	return 0;
 }
 

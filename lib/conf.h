@@ -60,7 +60,19 @@ struct conf_check {
 enum conf_io {
 	CONF_IO_SOCKET,			/* recvmmsg on a raw GRE socket */
 	CONF_IO_RING,			/* AF_PACKET TPACKET_V3 ring on wan_interface */
+	CONF_IO_XDP,			/* AF_XDP sockets on wan_interface's queues */
 };
+
+/* The I/O modes that read GRE on pop.wan_interface, ahead of IP input. */
+static inline bool conf_io_on_wan(enum conf_io io)
+{
+	return io != CONF_IO_SOCKET;
+}
+
+static inline const char *conf_io_name(enum conf_io io)
+{
+	return io == CONF_IO_XDP ? "xdp" : io == CONF_IO_RING ? "ring" : "socket";
+}
 
 struct conf {
 	char path[PATH_MAX];		/* the file it was read from */

@@ -76,7 +76,7 @@ static void print_gateway(const struct conf *conf, FILE *out)
 {
 	fputs("gateway = {\n", out);
 	fprintf(out, "\tworkers = %u;\n", conf->workers);
-	print_key_string(out, "\t", "io", conf->io == CONF_IO_RING ? "ring" : "socket");
+	print_key_string(out, "\t", "io", conf_io_name(conf->io));
 	fprintf(out, "\toffload = %s;\n", conf->offload ? "true" : "false");
 	fprintf(out, "\tmax_sites = %u;\n", conf->max_sites);
 	fprintf(out, "\tkeepalive_window_s = %u;\n", conf->keepalive_window_s);

@@ -10,7 +10,7 @@ liburcu-dev libnftnl-dev libmnl-dev libconfig-dev libzmq3-dev libcunit1-dev
 libsystemd-dev libmicrohttpd-dev libjansson-dev libcsv-dev libcurl4-openssl-dev
 libcap-dev python3 python3-scapy python3-zmq python3-pytest nftables iproute2
 systemd man-db groff-base prometheus chromium chromium-driver python3-selenium
-curl procps psmisc iputils-ping strace ethtool"
+curl procps psmisc iputils-ping strace ethtool libxdp-dev libbpf-dev"
 
 if [ "${1:-}" = "--list" ]; then
 	echo $PACKAGES

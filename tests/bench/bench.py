@@ -4,7 +4,7 @@ in the same lab, in the same run.
 
     python3 tests/bench/bench.py [--build build] [--smoke] [--seconds S]
                                  [--rounds N] [--profiles a,b] [--json FILE]
-                                 [--io socket|ring] [--offload on|off]
+                                 [--io socket|ring|xdp] [--offload on|off]
                                  [--egress tso|software] [--nic] [--steer-ingress]
 
 The lab (tests/lab/lab.py): a router namespace where gregen sends prebuilt
@@ -73,7 +73,8 @@ would, and shows how each program behaves under overload.
 --nic makes pop1's wan0 receive as a NIC queue does, on the core under
 test: its NAPI runs in a kernel thread pinned there, with GRO on for
 gatewayd with io = ring (the ring reports what GRO merged and gatewayd
-writes it to the TUN whole), off for the naive forwarder and io = socket,
+writes it to the TUN whole), the XDP program there for io = xdp (searches
+put it there without --nic too), off for the naive forwarder and io = socket,
 whose raw sockets cannot cut a merged packet, with the receive steered to
 that core by RPS instead. Every cost of the POP's receive is then on the
 core under test; the generator's core only generates. A program receiving
@@ -227,6 +228,9 @@ EGRESS = {"mode": "tso"}
 # --nic: pop1's wan0 receives as a NIC's queue does, with NAPI in a kernel
 # thread on the core under test (see nic_receive).
 NIC = {"on": False}
+# A search (SEARCHED) runs without --nic: pop1's receive is steered to the
+# core under test (see nic_receive).
+SEARCH = {"on": False}
 ECN_COUNTERS = ("InNoECTPkts", "InECT1Pkts", "InECT0Pkts", "InCEPkts")
 
 
@@ -337,18 +341,33 @@ def nic_receive(lab, prog):
     """With --nic, pop1's wan0 as PROG wants its NIC: for gatewayd with
     io = ring, GRO on (the ring reports what it merged, and gatewayd writes
     that whole to its TUN), the veth's NAPI in a kernel thread pinned to
-    the core under test, as a NIC queue whose interrupt lands there; for the
+    the core under test, as a NIC queue whose interrupt lands there; for
+    io = xdp the same thread, where the XDP program runs and copies each
+    GRE packet into the worker's frames (gatewayd turns GRO off); for the
     naive forwarder and io = socket, whose raw socket cannot read a merged
     packet, GRO off and the receive steered to the same core (RPS). Either
-    way the POP's whole receive work runs on the core under test."""
+    way the POP's whole receive work runs on the core under test.
+
+    Without --nic, a search (SEARCH) steers the receive to the core under
+    test by RPS, which comes after XDP: for io = xdp the NAPI thread is
+    pinned there instead, and RPS stays as the search set it."""
+    napi = prog.name == "grepop" and prog.io in ("ring", "xdp")
     if not NIC["on"]:
+        if napi and prog.io == "xdp" and SEARCH["on"]:
+            napi_on_dut(lab)
         return
-    gro = prog.name == "grepop" and prog.io == "ring"
-    steer(lab, POP, "wan0", None if gro else DUT_CPU)
+    steer(lab, POP, "wan0", None if napi else DUT_CPU)
+    if napi:
+        napi_on_dut(lab)
+    else:
+        lab.run(POP, ["ethtool", "-K", "wan0", "gro", "off"])
+
+
+def napi_on_dut(lab):
+    """pop1's wan0 receives in a NAPI kernel thread pinned to the core under
+    test (a veth has NAPI while GRO or an XDP program is on)."""
     # Off first: its NAPI thread goes, so the one that comes is pop1's.
     lab.run(POP, ["ethtool", "-K", "wan0", "gro", "off"])
-    if not gro:
-        return
     before = napi_threads()
     lab.run(POP, ["ethtool", "-K", "wan0", "gro", "on"])
     lab.run(POP, ["sh", "-c", "echo 1 > /sys/class/net/wan0/threaded"])
@@ -784,7 +803,7 @@ def verdicts(summaries, io, statsd, nic=False):
 
     for name, s in by.items():
         if name in ("udp64", "udp512", "udp1400", "imix"):
-            ring = io == "ring" and name in ("udp64", "udp1400")
+            ring = io in ("ring", "xdp") and name in ("udp64", "udp1400")
             target(name, "ratio", ">=", 1.25 if ring else 0.95, None if nic else s["ratio"],
                    livelock if nic else "")
         elif name == "tcp":
@@ -930,6 +949,7 @@ def run(args):
             steered = group[0] in SEARCHED and not args.steer_ingress and not args.nic
             if steered:
                 steer(lab, POP, "wan0", DUT_CPU)
+                SEARCH["on"] = True
             rounds = {name: [] for name in group}
             for i in range(args.rounds):
                 for name in group:
@@ -940,6 +960,7 @@ def run(args):
                         rounds[name].append(r)
             if steered:
                 steer(lab, POP, "wan0", None)
+                SEARCH["on"] = False
             for name in group:
                 result["profiles"].append({"profile": name, "rounds": rounds[name]})
                 result["summary"].append(summarize(name, rounds[name]))
@@ -977,7 +998,7 @@ def main():
     ap = argparse.ArgumentParser(description="gatewayd against a naive forwarder.")
     ap.add_argument("--build", default=os.environ.get("GREPOP_BUILD", "build"))
     ap.add_argument("--smoke", action="store_true", help="seconds, for make check")
-    ap.add_argument("--io", choices=["socket", "ring"], default="socket",
+    ap.add_argument("--io", choices=["socket", "ring", "xdp"], default="socket",
                     help="gatewayd's receive path (gateway.io)")
     ap.add_argument("--offload", choices=["on", "off"], default="on",
                     help="gatewayd's GSO/TSO with the TUN (gateway.offload)")

@@ -41,6 +41,7 @@ class Pop:
     def __init__(self, lab, name, sites=None, tenants=None, extra="", healthd=True,
                  statsd=False, io="socket"):
         self.lab, self.name = lab, name
+        self.io = io
         self.conf = lab.write_conf(name, sites=sites, tenants=tenants, extra=extra, io=io)
         self.runtime_dir = os.path.join(lab.pop_dir(name), "run")
         self.sites_file = os.path.join(lab.pop_dir(name), "lib", "sites.csv")

@@ -1,7 +1,8 @@
 """GRE the kernel drops before gatewayd reads it is counted too.
 
 When a worker's receive queue is full (the raw socket's buffer with
-gateway.io = "socket", the packet ring with "ring") the kernel drops what
+gateway.io = "socket", the packet ring with "ring", the AF_XDP socket's
+receive ring with "xdp") the kernel drops what
 arrives and no gatewayd code sees it. gatewayd reads the kernel's count of
 those drops about once a second into rx_queue_drops, so every GRE packet
 that reached the POP's WAN interface is in exactly one of rx_packets and
@@ -30,11 +31,12 @@ SITES = [{"name": "branch", "source_ip": ROUTER_IP, "services": "swg+cfw"}]
 TENANTS = [{"name": "default", "tun": "grepop0", "routes": ["10.1.0.0/16"]}]
 # More than either queue holds: the ring's 128 blocks, each handed over
 # after 1 ms, take what arrives in 128 ms (~65,000 of these at gregen's
-# rate); the raw socket's 16 MiB of buffer ~13,000.
+# rate); the raw socket's 16 MiB of buffer ~13,000; the AF_XDP socket's
+# receive ring 2,048.
 PACKETS = 250000
 
 
-@pytest.fixture(scope="module", params=["socket", "ring"])
+@pytest.fixture(scope="module", params=["socket", "ring", "xdp"])
 def env(request, build_dir):
     if os.geteuid() != 0:
         pytest.skip("needs root for network namespaces")

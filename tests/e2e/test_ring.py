@@ -1,7 +1,9 @@
-"""gatewayd with gateway.io = "ring": GRE received from an AF_PACKET
-TPACKET_V3 ring on the WAN interface, shared by two workers through a hash
-fanout, instead of raw sockets. The same traffic must work the same way, and
-the kernel's own stack must neither answer GRE nor see it twice.
+"""gatewayd with GRE read on the WAN interface instead of raw sockets:
+gateway.io = "ring" (an AF_PACKET TPACKET_V3 ring shared by two workers
+through a hash fanout) and "xdp" (an XDP program that hands GRE to the
+gateway IP to the AF_XDP socket of the worker of its receive queue). The
+same traffic must work the same way, and the kernel's own stack must neither
+answer GRE nor see it twice.
 
 What gatewayd sends goes out through a packet socket too, as whole frames to
 the next hop's MAC, once the control thread has resolved it: past the IP
@@ -27,13 +29,13 @@ SITES = [{"name": "branch", "source_ip": "198.18.0.2"},
          {"name": "branch2", "source_ip": "198.18.0.3", "key": "9"}]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["ring", "xdp"])
 def env(request, build_dir):
     if os.geteuid() != 0:
         pytest.skip("needs root for network namespaces")
     lab = lablib.standard(module_prefix(request), build_dir, backup=False, branch2=True)
     try:
-        pop = Pop(lab, "pop1", sites=SITES, io="ring")
+        pop = Pop(lab, "pop1", sites=SITES, io=request.param)
         wait_for(lambda: pop.shm().health("swg") == "up", 10, what="services up")
         routers = [lab.start_router(["--keepalive", "1,3"], site="branch", backup=None),
                    lab.start_router(["--keepalive", "1,3", "--key", "9", "--checksum"],
@@ -194,3 +196,15 @@ def test_keepalives_answered_through_the_packet_socket(env):
         assert gre_out_packets(lab) == out_before
     finally:
         lab.run("pop1", ["nft", "delete", "table", "ip", "ptxcount"], check=False)
+
+
+def test_xdp_program_only_with_xdp(env):
+    """With "xdp" gatewayd's program sits on the WAN interface (in the
+    driver or the kernel's generic path); with "ring" there is none."""
+    lab, pop = env
+    link = json.loads(lab.run("pop1", ["ip", "-j", "-d", "link", "show", "wan0"]))[0]
+    if pop.io != "xdp":
+        assert "xdp" not in link, link
+        return
+    assert link["xdp"]["prog"]["name"] == "grepop_gre", link["xdp"]
+    assert link["xdp"]["mode"] in (1, 2), link["xdp"]	# driver or generic

@@ -257,8 +257,8 @@ static void test_conf_gateway_errors(void)
 {
 	assert_conf_error(MINIMAL_POP "gateway = { workers = 9; };",
 			  "grepop.conf:2: gateway.workers: 9 is out of range (0..8)");
-	assert_conf_error(MINIMAL_POP "gateway = { io = \"xdp\"; };",
-			  "grepop.conf:2: gateway.io: \"xdp\" is not an I/O mode (socket or ring)");
+	assert_conf_error(MINIMAL_POP "gateway = { io = \"dpdk\"; };",
+			  "grepop.conf:2: gateway.io: \"dpdk\" is not an I/O mode (socket, ring or xdp)");
 	assert_conf_error(MINIMAL_POP "gateway = { max_sites = 0; };",
 			  "grepop.conf:2: gateway.max_sites: 0 is out of range (1..1000000)");
 	assert_conf_error(MINIMAL_POP "gateway = { default_rate_mbps = 100001; };",
@@ -272,6 +272,8 @@ static void test_conf_gateway_errors(void)
 	CU_ASSERT_EQUAL(conf.io, CONF_IO_RING);
 	CU_ASSERT_EQUAL(conf.default_rate_bps, 25000000ULL);
 	CU_ASSERT_EQUAL(conf.workers, 8);
+	CU_ASSERT_EQUAL(load(MINIMAL_POP "gateway = { io = \"xdp\"; };"), 0);
+	CU_ASSERT_EQUAL(conf.io, CONF_IO_XDP);
 }
 
 static void test_conf_paths(void)
