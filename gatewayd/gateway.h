@@ -44,6 +44,7 @@
 #define GW_XSK_FRAME_SIZE	4096u
 #define GW_XSK_FRAMES		4096u
 #define GW_XSK_RX_SIZE		2048u
+#define GW_XSK_WAIT_NS		200000	/* after a poll that found less than a batch */
 #define GW_TX_HDR_MAX		(32 + GSO_HDR_MAX)	/* GRE, then a segment's headers */
 /* One read from a TUN queue: its virtio_net_hdr and the largest IP packet. */
 #define GW_TUN_READ_MAX		(sizeof(struct virtio_net_hdr) + 65535 + 40)

@@ -41,6 +41,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gatewayd/gateway.h"
@@ -904,10 +905,11 @@ static void worker_poll_ring(struct gw_worker *w)
  * In copy mode the kernel fills the frames on its own; a driver that
  * delivers in place may ask to be woken to take the frames given back.
  */
-static void worker_poll_xdp(struct gw_worker *w)
+static unsigned worker_poll_xdp(struct gw_worker *w)
 {
 	struct gw_xsk *x = &w->xsk;
 	struct gw_rx *rx = w->rx_pending;
+	unsigned handled = 0;
 
 	rcu_read_lock();
 	for (int budget = GW_GRE_BUDGET; budget > 0; budget--) {
@@ -926,6 +928,7 @@ static void worker_poll_xdp(struct gw_worker *w)
 			rx[i].gso_type = VIRTIO_NET_HDR_GSO_NONE;
 		}
 		xsk_ring_cons__release(&x->rx, n);
+		handled += n;
 		handle_rx_batch(w, rx, n);
 		worker_send_tx(w);
 		/* The fill ring has room for every frame: this never waits. */
@@ -941,6 +944,7 @@ static void worker_poll_xdp(struct gw_worker *w)
 	rcu_read_unlock();
 	if (xsk_ring_prod__needs_wakeup(&x->fill))
 		recvfrom(w->gre_fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
+	return handled;
 }
 
 /*
@@ -989,6 +993,7 @@ static void *worker_main(void *arg)
 	while (!atomic_load_explicit(&w->gw->stopping, memory_order_relaxed)) {
 		/* Wake at least every 100 ms so the heartbeat shows progress. */
 		int n = epoll_wait(w->epoll_fd, ev, CONF_MAX_TENANTS + 1, 100);
+		unsigned xdp_read = GW_BATCH;
 
 		if (n <= 0)
 			worker_begin_batch(w);
@@ -996,12 +1001,21 @@ static void *worker_main(void *arg)
 			if (ev[i].data.u32 == GW_EPOLL_GRE && w->ring.map)
 				worker_poll_ring(w);
 			else if (ev[i].data.u32 == GW_EPOLL_GRE && w->xsk.sock)
-				worker_poll_xdp(w);
+				xdp_read = worker_poll_xdp(w);
 			else if (ev[i].data.u32 == GW_EPOLL_GRE)
 				worker_poll_gre(w);
 			else
 				worker_poll_tun(w, (uint8_t)ev[i].data.u32);
 		}
+		/*
+		 * io = xdp: a socket is readable from its first packet, where
+		 * the ring hands over a block when it is full or 1 ms old. A
+		 * worker that found less than a batch waits a little for
+		 * more, as a NIC holds its interrupt back, so a wakeup and a
+		 * coalesced TUN write are shared by many packets.
+		 */
+		if (xdp_read > 0 && xdp_read < GW_BATCH)
+			nanosleep(&(struct timespec){ .tv_nsec = GW_XSK_WAIT_NS }, NULL);
 	}
 	rcu_unregister_thread();
 	return NULL;
