@@ -953,12 +953,13 @@ static unsigned worker_poll_xdp(struct gw_worker *w)
  * the arena starts over whenever the tx batch is empty (nothing points
  * into it), or after sending the batch when a largest read no longer fits.
  */
-static void worker_poll_tun(struct gw_worker *w, uint8_t tenant)
+static unsigned worker_poll_tun(struct gw_worker *w, uint8_t tenant)
 {
 	bool begun = false;
+	unsigned n;
 
 	w->tun_used = 0;
-	for (int n = 0; n < GW_BATCH; n++) {
+	for (n = 0; n < GW_BATCH; n++) {
 		uint8_t *buf;
 		ssize_t r;
 
@@ -979,9 +980,10 @@ static void worker_poll_tun(struct gw_worker *w, uint8_t tenant)
 		worker_handle_tun_read(w, tenant, buf, (size_t)r);
 	}
 	if (!begun)
-		return;
+		return 0;
 	worker_flush_tx(w);
 	rcu_read_unlock();
+	return n;
 }
 
 static void *worker_main(void *arg)
@@ -994,6 +996,7 @@ static void *worker_main(void *arg)
 		/* Wake at least every 100 ms so the heartbeat shows progress. */
 		int n = epoll_wait(w->epoll_fd, ev, CONF_MAX_TENANTS + 1, 100);
 		unsigned xdp_read = GW_BATCH;
+		bool tun_full = false;
 
 		if (n <= 0)
 			worker_begin_batch(w);
@@ -1004,17 +1007,19 @@ static void *worker_main(void *arg)
 				xdp_read = worker_poll_xdp(w);
 			else if (ev[i].data.u32 == GW_EPOLL_GRE)
 				worker_poll_gre(w);
-			else
-				worker_poll_tun(w, (uint8_t)ev[i].data.u32);
+			else if (worker_poll_tun(w, (uint8_t)ev[i].data.u32) == GW_BATCH)
+				tun_full = true;
 		}
 		/*
 		 * io = xdp: a socket is readable from its first packet, where
 		 * the ring hands over a block when it is full or 1 ms old. A
 		 * worker that found less than a batch waits a little for
 		 * more, as a NIC holds its interrupt back, so a wakeup and a
-		 * coalesced TUN write are shared by many packets.
+		 * coalesced TUN write are shared by many packets. Not while
+		 * a TUN queue had a batch waiting: replies in bulk to a trickle
+		 * of requests must not be paced by the trickle.
 		 */
-		if (xdp_read > 0 && xdp_read < GW_BATCH)
+		if (xdp_read > 0 && xdp_read < GW_BATCH && !tun_full)
 			nanosleep(&(struct timespec){ .tv_nsec = GW_XSK_WAIT_NS }, NULL);
 	}
 	rcu_unregister_thread();

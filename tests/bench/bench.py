@@ -32,7 +32,10 @@ The return path: gregen in svc1 floods UDP to the branch addresses gatewayd
 learned, through pop1 into the TUN; gatewayd (or naive_fwd --mode return)
 encapsulates it toward the site. In return-gso each of gregen's writes is
 one 47-segment UDP_SEGMENT packet, which reaches the TUN whole when the
-program asked for USO, segmented by the kernel otherwise.
+program asked for USO, segmented by the kernel otherwise. return-requests
+is return-udp64 while the site also sends GRE at REQUEST_RATE, as a
+trickle of requests whose replies come back in bulk: a worker that waits
+for more of the trickle must not hold the replies back.
 
 overload (UDP 64, one packet per flow of 100,000, which nothing coalesces)
 and tcp-lossless (bulk TCP): per program, the lossless
@@ -84,6 +87,7 @@ forwarder.
 """
 
 import argparse
+import concurrent.futures
 import json
 import os
 import platform
@@ -133,6 +137,7 @@ PROFILES = {
     "return-udp64": ("udp64", 1, "return"),
     "return-udp1400": ("udp1400", 1, "return"),
     "return-gso": ("udp-gso", 1, "return"),
+    "return-requests": ("udp64", 1, "return"),
 }
 SEARCHED = ("overload", "tcp-lossless")
 # Profiles compared with each other: run in turns, round by round, so the
@@ -152,6 +157,8 @@ FLOWS = {"udp64-flows100000": 100000, "overload": 100000}
 # segments on the wire back to back (up to 64 KiB: 46 of 1400 bytes); the
 # TCP profiles send 16 in a row per flow, the 16 flows taking turns.
 TCP_BURST = 16
+# return-requests: forward GRE packets a second alongside the return flood.
+REQUEST_RATE = 2000
 SMOKE_PROFILES = ["udp64", "tcp", "return-udp64"]
 GSO_SEGMENT = 1372		# UDP payload: 1400-byte IP packets
 GSO_SEGMENTS = 47		# per gregen --udp-gso write
@@ -636,8 +643,13 @@ def measure(running, seconds, rate=None):
     dut, shm = running.dut, running.shm
     before = snapshot(lab, dut, shm)
     t0 = time.monotonic()
-    sent = gregen(lab, gen_profile, sites, seconds, direction=direction, rate=rate,
-                  flows=FLOWS.get(name))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        requests = (pool.submit(gregen, lab, "udp64", sites, seconds, rate=REQUEST_RATE)
+                    if name == "return-requests" else None)
+        sent = gregen(lab, gen_profile, sites, seconds, direction=direction, rate=rate,
+                      flows=FLOWS.get(name))
+        if requests:
+            requests.result()	# raises what gregen raised
     settle(lab, egress)
     after = snapshot(lab, dut, shm)
     wall = time.monotonic() - t0
@@ -821,7 +833,7 @@ def verdicts(summaries, io, statsd, nic=False):
                    s["grepop_overload_ratio"] if factor >= 1.8 else None,
                    f"grepop's delivered when offered {factor:.2f} x its lossless rate, "
                    "over that rate")
-        elif name in ("return-udp64", "return-udp1400"):
+        elif name in ("return-udp64", "return-udp1400", "return-requests"):
             target(name, "ratio", ">=", 1, s["ratio"])
         elif name == "return-gso":
             target(name, "ratio", ">=", 1.5, s["ratio"])
