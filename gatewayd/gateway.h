@@ -37,6 +37,7 @@
 #define GW_BATCH		64	/* packets per receive or send call */
 #define GW_BUF_SIZE		9216	/* one packet: the largest tunnel MTU + headers */
 #define GW_ENDPOINTS_PER_WORKER	(1u << 17)
+#define GW_ENDPOINT_CACHE_SETS	(GW_ENDPOINTS_PER_WORKER / 2)	/* 4 MiB */
 /*
  * io = xdp: each worker's frames (one page each: the largest frame an
  * AF_XDP socket takes without multi-buffer) and its receive ring.
@@ -126,6 +127,18 @@ struct gw_site_cache_set {
 } __attribute__((aligned(SHM_CACHELINE)));
 
 /*
+ * One set of a worker's endpoint cache (sitetab.c): four inner addresses,
+ * each by a tag from its hash, and the endpoint it found last. 48 bytes in
+ * one cache line.
+ */
+#define GW_ENDPOINT_CACHE_WAYS	4
+
+struct gw_endpoint_cache_set {
+	uint32_t tag[GW_ENDPOINT_CACHE_WAYS];	/* 0: empty */
+	struct gw_endpoint *ep[GW_ENDPOINT_CACHE_WAYS];
+} __attribute__((aligned(SHM_CACHELINE)));
+
+/*
  * A GRE packet between the passes of a batch: parsed and its site
  * looked up in the first, handled in the second.
  */
@@ -143,6 +156,8 @@ struct gw_rx {
 	struct gw_site_cache_set *set;	/* its set in the site cache, or NULL */
 	bool cached;			/* the set held it: */
 	uint64_t ref;			/* the site it found last */
+	struct gw_endpoint_cache_set *ep_set;	/* the inner source's, or NULL */
+	uint32_t ep_tag;		/* and its tag there */
 };
 
 enum gw_tx_kind {
@@ -187,6 +202,9 @@ struct gw_worker {
 	/* The site cache (sitetab.c), private: site_cache_mask + 1 sets. */
 	struct gw_site_cache_set *site_cache;
 	uint32_t site_cache_mask;
+	/* The endpoint cache (sitetab.c), private: GW_ENDPOINT_CACHE_SETS. */
+	struct gw_endpoint_cache_set *endpoint_cache;
+	uint64_t endpoint_cache_hits;	/* found there, not by the table's lookup */
 
 	/* Receive and send batches, preallocated. */
 	struct mmsghdr rx_msg[GW_BATCH];
@@ -327,6 +345,24 @@ void endpoint_learn(struct gw_worker *w, uint8_t tenant, int family, const void 
  * checks first (the lane's line should be on its way already).
  */
 void endpoint_hint_prefetch(const struct gw_worker *w, const struct gw_site *site);
+
+/*
+ * The endpoint cache: a worker's memory of the endpoint each inner source
+ * address found, for a site whose hosts take turns (its hint then holds
+ * only the last). endpoint_learn checks the hint, then the cache, then
+ * the table, and remembers what it found in both; a hit is checked like
+ * the hint (in the table, and still that address's), so an endpoint aged
+ * out or given to another address is never taken for this one.
+ *
+ * For a batch, after the site lookup: endpoint_cache_set requests RX's set,
+ * from the inner source address the GRE header announces (a glance: the
+ * packet is parsed properly later); endpoint_cache_probe requests the
+ * endpoint in the way whose tag matches. RCU read lock held.
+ */
+int endpoint_cache_init(struct gw_worker *w);
+void endpoint_cache_free(struct gw_worker *w);
+void endpoint_cache_set(struct gw_worker *w, struct gw_rx *rx);
+void endpoint_cache_probe(const struct gw_rx *rx);
 
 /* The site behind ADDR, or NULL. RCU read lock held. */
 struct gw_site *endpoint_lookup(struct gw *gw, uint8_t tenant, int family, const void *addr);

@@ -540,15 +540,19 @@ static bool endpoint_is(const struct gw_endpoint *ep, uint8_t tenant, int family
  * A node taken from a pool is never in a hint until it is in the table; a
  * node that lost an add has family 0 and matches nothing.
  */
-static struct gw_endpoint *learned_hint(struct gw_worker *w, const struct gw_site *site,
-					uint8_t tenant, int family, const void *addr)
+static struct gw_endpoint *remembered(struct gw_endpoint *ep, uint8_t tenant, int family,
+				      const void *addr)
 {
-	struct gw_endpoint *ep = site->lane[w->index].learned;
-
 	if (!ep || cds_lfht_is_node_deleted(&ep->node))
 		return NULL;
 	cmm_smp_rmb();		/* what was written before the add, after its mark */
 	return endpoint_is(ep, tenant, family, addr) ? ep : NULL;
+}
+
+static struct gw_endpoint *learned_hint(struct gw_worker *w, const struct gw_site *site,
+					uint8_t tenant, int family, const void *addr)
+{
+	return remembered(site->lane[w->index].learned, tenant, family, addr);
 }
 
 void endpoint_hint_prefetch(const struct gw_worker *w, const struct gw_site *site)
@@ -573,6 +577,30 @@ static void endpoint_refresh(struct gw_worker *w, struct gw_endpoint *ep,
 		__atomic_store_n(&ep->last_seen_ns, w->now_ns, __ATOMIC_RELAXED);
 }
 
+/* HASH's set in W's endpoint cache, and its tag there (never 0: empty). */
+static struct gw_endpoint_cache_set *cache_set_of(const struct gw_worker *w, unsigned long hash,
+						  uint32_t *tag)
+{
+	*tag = (uint32_t)(hash >> 32) | 1;
+	return &w->endpoint_cache[hash % GW_ENDPOINT_CACHE_SETS];
+}
+
+/* EP in SET under TAG: the way that had the tag, else an empty one, else one by the tag. */
+static void cache_put(struct gw_endpoint_cache_set *set, uint32_t tag, struct gw_endpoint *ep)
+{
+	unsigned i;
+
+	for (i = 0; i < GW_ENDPOINT_CACHE_WAYS && set->tag[i] != tag; i++)
+		;
+	for (unsigned j = 0; i == GW_ENDPOINT_CACHE_WAYS && j < GW_ENDPOINT_CACHE_WAYS; j++)
+		if (set->tag[j] == 0)
+			i = j;
+	if (i == GW_ENDPOINT_CACHE_WAYS)
+		i = (tag >> 8) % GW_ENDPOINT_CACHE_WAYS;
+	set->tag[i] = tag;
+	set->ep[i] = ep;
+}
+
 void endpoint_learn(struct gw_worker *w, uint8_t tenant, int family, const void *addr,
 		    struct gw_site *site)
 {
@@ -581,6 +609,8 @@ void endpoint_learn(struct gw_worker *w, uint8_t tenant, int family, const void 
 	struct endpoint_key key = { tenant, (uint8_t)family, addr };
 	struct cds_lfht_iter iter;
 	struct cds_lfht_node *node;
+	struct gw_endpoint_cache_set *set;
+	uint32_t tag;
 	struct gw_endpoint *ep = learned_hint(w, site, tenant, family, addr);
 
 	if (ep) {
@@ -588,12 +618,22 @@ void endpoint_learn(struct gw_worker *w, uint8_t tenant, int family, const void 
 		return;
 	}
 	hash = hash_endpoint(tenant, family, addr);
+	set = cache_set_of(w, hash, &tag);
+	for (unsigned i = 0; i < GW_ENDPOINT_CACHE_WAYS; i++) {
+		if (set->tag[i] == tag && (ep = remembered(set->ep[i], tenant, family, addr))) {
+			w->endpoint_cache_hits++;
+			endpoint_refresh(w, ep, site);
+			site->lane[w->index].learned = ep;
+			return;
+		}
+	}
 	cds_lfht_lookup(gw->endpoints, hash, match_endpoint, &key, &iter);
 	node = cds_lfht_iter_get_node(&iter);
 	if (node) {
 		ep = caa_container_of(node, struct gw_endpoint, node);
 		endpoint_refresh(w, ep, site);
 		site->lane[w->index].learned = ep;
+		cache_put(set, tag, ep);
 		return;
 	}
 	ep = pool_take(w);
@@ -614,6 +654,56 @@ void endpoint_learn(struct gw_worker *w, uint8_t tenant, int family, const void 
 		return;
 	}
 	site->lane[w->index].learned = ep;
+	cache_put(set, tag, ep);
+}
+
+void endpoint_cache_set(struct gw_worker *w, struct gw_rx *rx)
+{
+	const uint8_t *inner = rx->g.inner;
+
+	rx->ep_set = NULL;
+	if (!rx->site || rx->reason)
+		return;
+	if (rx->g.proto == GRE_PROTO_IPV4 && rx->g.inner_len >= 20 && inner[0] >> 4 == 4)
+		rx->ep_set = cache_set_of(w, hash_endpoint(rx->site->tenant, AF_INET, inner + 12),
+					  &rx->ep_tag);
+	else if (rx->g.proto == GRE_PROTO_IPV6 && rx->g.inner_len >= 40 && inner[0] >> 4 == 6)
+		rx->ep_set = cache_set_of(w, hash_endpoint(rx->site->tenant, AF_INET6, inner + 8),
+					  &rx->ep_tag);
+	if (rx->ep_set)
+		__builtin_prefetch(rx->ep_set);
+}
+
+void endpoint_cache_probe(const struct gw_rx *rx)
+{
+	const struct gw_endpoint_cache_set *set = rx->ep_set;
+
+	if (!set)
+		return;
+	for (unsigned i = 0; i < GW_ENDPOINT_CACHE_WAYS; i++)
+		if (set->tag[i] == rx->ep_tag && set->ep[i])
+			__builtin_prefetch(set->ep[i]);
+}
+
+int endpoint_cache_init(struct gw_worker *w)
+{
+	size_t bytes = GW_ENDPOINT_CACHE_SETS * sizeof(struct gw_endpoint_cache_set);
+	void *map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (map == MAP_FAILED) {
+		w->endpoint_cache = NULL;
+		return -errno;
+	}
+	madvise(map, bytes, MADV_HUGEPAGE);
+	w->endpoint_cache = map;
+	return 0;
+}
+
+void endpoint_cache_free(struct gw_worker *w)
+{
+	if (w->endpoint_cache)
+		munmap(w->endpoint_cache, GW_ENDPOINT_CACHE_SETS * sizeof(*w->endpoint_cache));
+	w->endpoint_cache = NULL;
 }
 
 static void endpoint_free_rcu(struct rcu_head *head)

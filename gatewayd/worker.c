@@ -471,6 +471,7 @@ static void gre_parse_rx(struct gw_worker *w, struct gw_rx *rx)
 	memset(&rx->g, 0, sizeof(rx->g));
 	rx->site = rx->other = NULL;
 	rx->set = NULL;
+	rx->ep_set = NULL;
 	rx->cached = false;
 	rx->gso_hdr = 0;
 	rx->reason = gre_parse(rx->pkt, rx->len, &rx->g);
@@ -631,9 +632,10 @@ static inline void site_prefetch(struct gw_worker *w, const struct gw_site *site
  * would stall in turn. So each stage runs over the whole batch and requests
  * what the next one reads: the packet's site-cache set and inner headers,
  * the slot the set names, the site in that slot, then the site's counters,
- * policy and lane, then the endpoint that lane last learned; the last stage
- * finds them arriving or there. A tunnel the cache does not hold is looked
- * up in the RCU table at the fourth stage.
+ * policy and lane and the inner source's set in the endpoint cache, then
+ * the endpoint that lane last learned and the one the set holds; the last
+ * stage finds them arriving or there. A tunnel the cache does not hold is
+ * looked up in the RCU table at the fourth stage.
  */
 static void handle_rx_batch(struct gw_worker *w, struct gw_rx *rx, unsigned n)
 {
@@ -656,12 +658,16 @@ static void handle_rx_batch(struct gw_worker *w, struct gw_rx *rx, unsigned n)
 		if (!rx_has_source(&rx[i]))
 			continue;
 		rx_lookup(w, &rx[i]);
-		if (rx[i].site)
+		if (rx[i].site) {
 			site_prefetch(w, rx[i].site);
+			endpoint_cache_set(w, &rx[i]);
+		}
 	}
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < n; i++) {
 		if (rx[i].site)
 			endpoint_hint_prefetch(w, rx[i].site);
+		endpoint_cache_probe(&rx[i]);
+	}
 	for (unsigned i = 0; i < n; i++)
 		gre_handle_counted(w, &rx[i]);
 }
@@ -1264,6 +1270,9 @@ int worker_setup(struct gw *gw, struct gw_worker *w, unsigned index)
 	r = site_cache_init(w);
 	if (r < 0)
 		return r;
+	r = endpoint_cache_init(w);
+	if (r < 0)
+		return r;
 	/* The control thread may swap gw->conf on reload: the worker keeps its copy. */
 	w->offload = gw->conf.offload;
 	if (w->offload && (r = gro_create(&w->gro)) < 0)
@@ -1342,4 +1351,5 @@ void worker_teardown(struct gw_worker *w)
 	free(w->tun_arena);
 	endpoint_pool_free(w);
 	site_cache_free(w);
+	endpoint_cache_free(w);
 }

@@ -114,7 +114,8 @@ void fixture_worker_init(struct gw *gw, struct gw_worker *w)
 	w->gre_fd = w->pk_fd = w->epoll_fd = -1;
 	w->rx_buf = aligned_alloc(64, sizeof(*w->rx_buf) * GW_BATCH);
 	w->tx_buf = aligned_alloc(64, sizeof(*w->tx_buf) * GW_BATCH);
-	if (!w->rx_buf || !w->tx_buf || endpoint_pool_init(w) < 0 || site_cache_init(w) < 0)
+	if (!w->rx_buf || !w->tx_buf || endpoint_pool_init(w) < 0 || site_cache_init(w) < 0 ||
+	    endpoint_cache_init(w) < 0)
 		die("worker", "out of memory");
 	for (unsigned t = 0; t < gw->conf.n_tenants; t++) {
 		w->tun_fd[t] = open("/dev/null", O_WRONLY | O_CLOEXEC);

@@ -229,7 +229,7 @@ static int suite_init(void)
 	for (unsigned i = 0; i < READERS; i++) {
 		workers[i].gw = &gw;
 		workers[i].index = i;
-		if (endpoint_pool_init(&workers[i]) < 0)
+		if (endpoint_pool_init(&workers[i]) < 0 || endpoint_cache_init(&workers[i]) < 0)
 			return -1;
 		pool_shrink(&workers[i], POOL);
 	}
@@ -241,8 +241,10 @@ static int suite_clean(void)
 	char cmd[128];
 
 	sitetab_destroy(&gw);	/* first: the endpoints live in the workers' pools */
-	for (unsigned i = 0; i < READERS; i++)
+	for (unsigned i = 0; i < READERS; i++) {
 		endpoint_pool_free(&workers[i]);
+		endpoint_cache_free(&workers[i]);
+	}
 	rcu_unregister_thread();
 	shm_detach(&gw.shm);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
@@ -274,13 +276,16 @@ static void test_readers_see_whole_sites(void)
 
 	printf("\n  %u rounds, %llu endpoints aged", r, (unsigned long long)aged);
 	for (unsigned i = 0; i < READERS; i++) {
-		printf("; reader %u: %lu lookups, %lu hits, %lu endpoint hits", i,
-		       stats[i].lookups, stats[i].hits, stats[i].endpoint_hits);
+		printf("; reader %u: %lu lookups, %lu hits, %lu endpoint hits, %llu from its"
+		       " cache", i, stats[i].lookups, stats[i].hits, stats[i].endpoint_hits,
+		       (unsigned long long)workers[i].endpoint_cache_hits);
 		CU_ASSERT_EQUAL(stats[i].wrong_site, 0);
 		CU_ASSERT_EQUAL(stats[i].wrong_endpoint, 0);
 		/* Both outcomes happened: the test raced something. */
 		CU_ASSERT(stats[i].hits > 0 && stats[i].hits < stats[i].lookups);
 		CU_ASSERT(stats[i].endpoint_hits > 0);
+		/* The endpoint cache answered too, with the same checks above. */
+		CU_ASSERT(workers[i].endpoint_cache_hits > 0);
 	}
 	printf("\n");
 	CU_ASSERT(r > 10);

@@ -882,6 +882,51 @@ static void test_endpoint_moved_and_aged(void)
 	drain();
 }
 
+/*
+ * Hosts behind one site that take turns miss the site's hint each time;
+ * the worker's endpoint cache finds them instead of the table. An endpoint
+ * aged out and its node learned again for another address is not taken
+ * for the first one.
+ */
+static void test_endpoint_cache(void)
+{
+	uint8_t in[256], pkt_x[300], pkt_y[300], pkt_z[300];
+	size_t len_x, len_y, len_z;
+	uint64_t hits = w->endpoint_cache_hits;
+
+	set_health(SHM_HEALTH_UP, SHM_HEALTH_UP, true);
+	drain();
+	len_x = gre(pkt_x, ROUTER_A, false, 0, GRE_PROTO_IPV4, in,
+		    udp(in, "10.1.7.1", "198.19.0.2", 53, 10));
+	len_y = gre(pkt_y, ROUTER_A, false, 0, GRE_PROTO_IPV4, in,
+		    udp(in, "10.1.7.2", "198.19.0.2", 53, 10));
+	len_z = gre(pkt_z, ROUTER_B, true, 42, GRE_PROTO_IPV4, in,
+		    tcp_syn(in, "10.1.7.3", "198.19.0.2", 443, 1460));
+	receive(pkt_x, len_x);
+	receive(pkt_y, len_y);
+	CU_ASSERT_EQUAL(w->endpoint_cache_hits, hits);	/* both new */
+	for (int i = 0; i < 3; i++) {
+		receive(pkt_x, len_x);
+		receive(pkt_y, len_y);
+	}
+	CU_ASSERT_EQUAL(w->endpoint_cache_hits, hits + 6);
+	CU_ASSERT_STRING_EQUAL(endpoint_site("10.1.7.1"), "a");
+	CU_ASSERT_STRING_EQUAL(endpoint_site("10.1.7.2"), "a");
+
+	/* All aged out; a new address takes a node back from the pool. */
+	CU_ASSERT(endpoint_age(&gw, now_realtime_ns() + 60 * NSEC_PER_SEC, NSEC_PER_SEC) > 0);
+	synchronize_rcu();
+	rcu_barrier();
+	CU_ASSERT_PTR_NULL(endpoint_site("10.1.7.1"));
+	receive(pkt_z, len_z);
+	receive(pkt_x, len_x);
+	CU_ASSERT_STRING_EQUAL(endpoint_site("10.1.7.3"), "b");
+	CU_ASSERT_STRING_EQUAL(endpoint_site("10.1.7.1"), "a");
+	CU_ASSERT_PTR_NULL(endpoint_site("10.1.7.2"));
+	CU_ASSERT_EQUAL(w->endpoint_cache_hits, hits + 6);	/* the stale ways were refused */
+	drain();
+}
+
 /* Every packet read ends in exactly one counter. */
 static void test_every_packet_counted(void)
 {
@@ -1050,6 +1095,7 @@ int main(void)
 	CU_add_test(s, "merged by the kernel: too big, or not as its type says",
 		    test_kernel_merged_refused);
 	CU_add_test(s, "endpoint moved, aged, learned again", test_endpoint_moved_and_aged);
+	CU_add_test(s, "the endpoint cache: hosts in turn, stale ways refused", test_endpoint_cache);
 	CU_add_test(s, "every packet counted", test_every_packet_counted);
 	/* Last: its TUN reads are not in the count above. */
 	CU_add_test(s, "frames to a resolved next hop", test_frames_to_next_hop);
