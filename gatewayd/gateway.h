@@ -350,7 +350,8 @@ void endpoint_hint_prefetch(const struct gw_worker *w, const struct gw_site *sit
  * The endpoint cache: a worker's memory of the endpoint each inner source
  * address found, for a site whose hosts take turns (its hint then holds
  * only the last). endpoint_learn checks the hint, then the cache, then
- * the table, and remembers what it found in both; a hit is checked like
+ * the table, and remembers what it found in both; endpoint_find, for the
+ * return path, the cache and then the table. A hit is checked like
  * the hint (in the table, and still that address's), so an endpoint aged
  * out or given to another address is never taken for this one.
  *
@@ -366,6 +367,9 @@ void endpoint_cache_probe(const struct gw_rx *rx);
 
 /* The site behind ADDR, or NULL. RCU read lock held. */
 struct gw_site *endpoint_lookup(struct gw *gw, uint8_t tenant, int family, const void *addr);
+
+/* The same for worker W, which asks its endpoint cache first (see below). */
+struct gw_site *endpoint_find(struct gw_worker *w, uint8_t tenant, int family, const void *addr);
 
 /* Remove endpoints idle longer than IDLE_NS or whose site is gone (control thread). */
 unsigned endpoint_age(struct gw *gw, uint64_t now_ns, uint64_t idle_ns);

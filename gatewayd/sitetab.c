@@ -657,6 +657,32 @@ void endpoint_learn(struct gw_worker *w, uint8_t tenant, int family, const void 
 	cache_put(set, tag, ep);
 }
 
+struct gw_site *endpoint_find(struct gw_worker *w, uint8_t tenant, int family, const void *addr)
+{
+	unsigned long hash = hash_endpoint(tenant, family, addr);
+	struct endpoint_key key = { tenant, (uint8_t)family, addr };
+	struct cds_lfht_iter iter;
+	struct cds_lfht_node *node;
+	struct gw_endpoint_cache_set *set;
+	struct gw_endpoint *ep;
+	uint32_t tag;
+
+	set = cache_set_of(w, hash, &tag);
+	for (unsigned i = 0; i < GW_ENDPOINT_CACHE_WAYS; i++) {
+		if (set->tag[i] == tag && (ep = remembered(set->ep[i], tenant, family, addr))) {
+			w->endpoint_cache_hits++;
+			return site_by_ref(w->gw, __atomic_load_n(&ep->site_ref, __ATOMIC_RELAXED));
+		}
+	}
+	cds_lfht_lookup(w->gw->endpoints, hash, match_endpoint, &key, &iter);
+	node = cds_lfht_iter_get_node(&iter);
+	if (!node)
+		return NULL;
+	ep = caa_container_of(node, struct gw_endpoint, node);
+	cache_put(set, tag, ep);
+	return site_by_ref(w->gw, __atomic_load_n(&ep->site_ref, __ATOMIC_RELAXED));
+}
+
 void endpoint_cache_set(struct gw_worker *w, struct gw_rx *rx)
 {
 	const uint8_t *inner = rx->g.inner;

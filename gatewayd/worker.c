@@ -692,7 +692,7 @@ void worker_handle_gre_batch(struct gw_worker *w, uint8_t *const *pkt, const siz
 static struct gw_site *tun_site(struct gw_worker *w, uint8_t tenant,
 				const struct inner_info *info, unsigned count)
 {
-	struct gw_site *site = endpoint_lookup(w->gw, tenant, info->family, &info->dst);
+	struct gw_site *site = endpoint_find(w, tenant, info->family, &info->dst);
 	int reason;
 
 	if (!site) {

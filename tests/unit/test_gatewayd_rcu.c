@@ -123,7 +123,7 @@ static void reader_step(struct gw_worker *w, struct reader_stats *st, unsigned i
 		st->wrong_site += !site_is(site, source, has_key, key);
 		endpoint_learn(w, 0, AF_INET, &inner, site);
 	}
-	back = endpoint_lookup(w->gw, 0, AF_INET, &inner);
+	back = endpoint_find(w, 0, AF_INET, &inner);	/* the return path's, cache first */
 	if (back) {
 		st->endpoint_hits++;
 		st->wrong_endpoint += !site_is(back, source, has_key, key);

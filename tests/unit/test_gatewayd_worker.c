@@ -494,14 +494,16 @@ static void test_too_big(void)
 static void test_return_path(void)
 {
 	uint8_t in[256], out[GW_BUF_SIZE];
-	uint64_t no_route = POP_DROP(SHM_DROP_NO_ROUTE_BACK);
+	uint64_t no_route = POP_DROP(SHM_DROP_NO_ROUTE_BACK), hits;
 	size_t n;
 
 	set_health(SHM_HEALTH_UP, SHM_HEALTH_UP, true);
 	drain();
 	/* Site b's endpoint 10.3.0.2 was learned by test_policy_swg_only. */
 	n = udp(in, "198.19.0.2", "10.3.0.2", 4000, 20);
+	hits = w->endpoint_cache_hits;
 	from_tun(in, n);
+	CU_ASSERT_EQUAL(w->endpoint_cache_hits, hits + 1);	/* as learned */
 	CU_ASSERT_EQUAL(sent_read(out, GW_BUF_SIZE), (ssize_t)(20 + 8 + n));
 	CU_ASSERT_EQUAL(out[20], 0x20);				/* K bit */
 	CU_ASSERT_EQUAL(out[20 + 7], 42);			/* site b's key */
