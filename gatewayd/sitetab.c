@@ -711,16 +711,30 @@ void endpoint_cache_probe(const struct gw_rx *rx)
 			__builtin_prefetch(set->ep[i]);
 }
 
+/*
+ * BYTES of a worker's private memory, zeroed: one anonymous mapping that
+ * asks for huge pages, every page touched now so that the per-packet path
+ * never takes a page fault in it. MAP_FAILED and errno set on failure.
+ */
+static void *worker_map(size_t bytes)
+{
+	void *map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (map == MAP_FAILED)
+		return map;
+	madvise(map, bytes, MADV_HUGEPAGE);
+	memset(map, 0, bytes);
+	return map;
+}
+
 int endpoint_cache_init(struct gw_worker *w)
 {
-	size_t bytes = GW_ENDPOINT_CACHE_SETS * sizeof(struct gw_endpoint_cache_set);
-	void *map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *map = worker_map(GW_ENDPOINT_CACHE_SETS * sizeof(struct gw_endpoint_cache_set));
 
 	if (map == MAP_FAILED) {
 		w->endpoint_cache = NULL;
 		return -errno;
 	}
-	madvise(map, bytes, MADV_HUGEPAGE);
 	w->endpoint_cache = map;
 	return 0;
 }
@@ -783,12 +797,10 @@ static size_t pool_bytes(void)
 
 int endpoint_pool_init(struct gw_worker *w)
 {
-	void *map = mmap(NULL, pool_bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-			 -1, 0);
+	void *map = worker_map(pool_bytes());
 
 	if (map == MAP_FAILED)
 		return -errno;
-	madvise(map, pool_bytes(), MADV_HUGEPAGE);
 	w->pool = map;
 	__cds_lfs_init(&w->returned);
 	w->free_list = NULL;
@@ -811,7 +823,7 @@ void endpoint_pool_free(struct gw_worker *w)
  * The site cache (gateway.h). Sets enough for twice the slots in ways, at
  * least 64 and at most 2^17 sets (8 MiB): at 100,000 sites a set holds 1.5
  * tunnels on average and more than four in about 2 % of sets. Like the
- * pool, one anonymous mapping that asks for huge pages.
+ * pool, from worker_map.
  */
 #define SITE_CACHE_SETS_MIN	64u
 #define SITE_CACHE_SETS_MAX	(1u << 17)
@@ -829,13 +841,11 @@ int site_cache_init(struct gw_worker *w)
 	for (sets = SITE_CACHE_SETS_MIN; sets < want && sets < SITE_CACHE_SETS_MAX; sets <<= 1)
 		;
 	w->site_cache_mask = sets - 1;
-	map = mmap(NULL, site_cache_bytes(w), PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	map = worker_map(site_cache_bytes(w));
 	if (map == MAP_FAILED) {
 		w->site_cache = NULL;
 		return -errno;
 	}
-	madvise(map, site_cache_bytes(w), MADV_HUGEPAGE);
 	w->site_cache = map;
 	return 0;
 }
