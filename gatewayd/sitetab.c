@@ -714,14 +714,14 @@ void endpoint_cache_probe(const struct gw_rx *rx)
 /*
  * BYTES of a worker's private memory, zeroed: one anonymous mapping that
  * asks for huge pages, every page touched now so that the per-packet path
- * never takes a page fault in it. MAP_FAILED and errno set on failure.
+ * never takes a page fault in it. NULL and errno set on failure.
  */
 static void *worker_map(size_t bytes)
 {
 	void *map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (map == MAP_FAILED)
-		return map;
+		return NULL;
 	madvise(map, bytes, MADV_HUGEPAGE);
 	memset(map, 0, bytes);
 	return map;
@@ -729,14 +729,8 @@ static void *worker_map(size_t bytes)
 
 int endpoint_cache_init(struct gw_worker *w)
 {
-	void *map = worker_map(GW_ENDPOINT_CACHE_SETS * sizeof(struct gw_endpoint_cache_set));
-
-	if (map == MAP_FAILED) {
-		w->endpoint_cache = NULL;
-		return -errno;
-	}
-	w->endpoint_cache = map;
-	return 0;
+	w->endpoint_cache = worker_map(GW_ENDPOINT_CACHE_SETS * sizeof(*w->endpoint_cache));
+	return w->endpoint_cache ? 0 : -errno;
 }
 
 void endpoint_cache_free(struct gw_worker *w)
@@ -797,11 +791,9 @@ static size_t pool_bytes(void)
 
 int endpoint_pool_init(struct gw_worker *w)
 {
-	void *map = worker_map(pool_bytes());
-
-	if (map == MAP_FAILED)
+	w->pool = worker_map(pool_bytes());
+	if (!w->pool)
 		return -errno;
-	w->pool = map;
 	__cds_lfs_init(&w->returned);
 	w->free_list = NULL;
 	for (unsigned i = GW_ENDPOINTS_PER_WORKER; i-- > 0;) {
@@ -836,18 +828,12 @@ static size_t site_cache_bytes(const struct gw_worker *w)
 int site_cache_init(struct gw_worker *w)
 {
 	uint32_t want = w->gw->shm.hdr->site_capacity / (GW_SITE_CACHE_WAYS / 2), sets;
-	void *map;
 
 	for (sets = SITE_CACHE_SETS_MIN; sets < want && sets < SITE_CACHE_SETS_MAX; sets <<= 1)
 		;
 	w->site_cache_mask = sets - 1;
-	map = worker_map(site_cache_bytes(w));
-	if (map == MAP_FAILED) {
-		w->site_cache = NULL;
-		return -errno;
-	}
-	w->site_cache = map;
-	return 0;
+	w->site_cache = worker_map(site_cache_bytes(w));
+	return w->site_cache ? 0 : -errno;
 }
 
 void site_cache_free(struct gw_worker *w)

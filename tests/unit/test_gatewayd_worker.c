@@ -851,6 +851,14 @@ static const char *endpoint_site(const char *addr)
 	return name;
 }
 
+/* Every endpoint aged out as idle, its node back in its worker's pool. */
+static void age_all_endpoints(void)
+{
+	CU_ASSERT(endpoint_age(&gw, now_realtime_ns() + 60 * NSEC_PER_SEC, NSEC_PER_SEC) > 0);
+	synchronize_rcu();
+	rcu_barrier();
+}
+
 /*
  * A site remembers the endpoint it last learned, to skip the lookup: an
  * address that moved to another site comes back, and one aged out of the
@@ -875,9 +883,7 @@ static void test_endpoint_moved_and_aged(void)
 	CU_ASSERT_STRING_EQUAL(endpoint_site("10.1.0.9"), "a");
 
 	/* Everything idle: removed, and its node back in the pool. */
-	CU_ASSERT(endpoint_age(&gw, now_realtime_ns() + 60 * NSEC_PER_SEC, NSEC_PER_SEC) > 0);
-	synchronize_rcu();
-	rcu_barrier();
+	age_all_endpoints();
 	CU_ASSERT_PTR_NULL(endpoint_site("10.1.0.9"));
 	receive(pkt_a, len_a);
 	CU_ASSERT_STRING_EQUAL(endpoint_site("10.1.0.9"), "a");
@@ -916,9 +922,7 @@ static void test_endpoint_cache(void)
 	CU_ASSERT_STRING_EQUAL(endpoint_site("10.1.7.2"), "a");
 
 	/* All aged out; a new address takes a node back from the pool. */
-	CU_ASSERT(endpoint_age(&gw, now_realtime_ns() + 60 * NSEC_PER_SEC, NSEC_PER_SEC) > 0);
-	synchronize_rcu();
-	rcu_barrier();
+	age_all_endpoints();
 	CU_ASSERT_PTR_NULL(endpoint_site("10.1.7.1"));
 	receive(pkt_z, len_z);
 	receive(pkt_x, len_x);
