@@ -368,7 +368,7 @@ void endpoint_cache_probe(const struct gw_rx *rx);
 /* The site behind ADDR, or NULL. RCU read lock held. */
 struct gw_site *endpoint_lookup(struct gw *gw, uint8_t tenant, int family, const void *addr);
 
-/* The same for worker W, which asks its endpoint cache first (see below). */
+/* The same for worker W, which asks its endpoint cache first (see above). */
 struct gw_site *endpoint_find(struct gw_worker *w, uint8_t tenant, int family, const void *addr);
 
 /* Remove endpoints idle longer than IDLE_NS or whose site is gone (control thread). */
