@@ -476,20 +476,28 @@ static int match_endpoint(struct cds_lfht_node *node, const void *key)
 	return addr_equal(&ep->addr, k->addr, k->family);
 }
 
-struct gw_site *endpoint_lookup(struct gw *gw, uint8_t tenant, int family, const void *addr)
+/* The table's endpoint for ADDR, whose hash is HASH, or NULL. */
+static struct gw_endpoint *table_find(struct gw *gw, unsigned long hash, uint8_t tenant,
+				      int family, const void *addr)
 {
 	struct endpoint_key key = { tenant, (uint8_t)family, addr };
 	struct cds_lfht_iter iter;
 	struct cds_lfht_node *node;
-	struct gw_endpoint *ep;
 
-	cds_lfht_lookup(gw->endpoints, hash_endpoint(tenant, family, addr), match_endpoint, &key,
-			&iter);
+	cds_lfht_lookup(gw->endpoints, hash, match_endpoint, &key, &iter);
 	node = cds_lfht_iter_get_node(&iter);
-	if (!node)
-		return NULL;
-	ep = caa_container_of(node, struct gw_endpoint, node);
-	return site_by_ref(gw, __atomic_load_n(&ep->site_ref, __ATOMIC_RELAXED));
+	return node ? caa_container_of(node, struct gw_endpoint, node) : NULL;
+}
+
+static struct gw_site *endpoint_site(struct gw *gw, const struct gw_endpoint *ep)
+{
+	return ep ? site_by_ref(gw, __atomic_load_n(&ep->site_ref, __ATOMIC_RELAXED)) : NULL;
+}
+
+struct gw_site *endpoint_lookup(struct gw *gw, uint8_t tenant, int family, const void *addr)
+{
+	return endpoint_site(gw, table_find(gw, hash_endpoint(tenant, family, addr), tenant,
+					    family, addr));
 }
 
 /*
@@ -585,6 +593,21 @@ static struct gw_endpoint_cache_set *cache_set_of(const struct gw_worker *w, uns
 	return &w->endpoint_cache[hash % GW_ENDPOINT_CACHE_SETS];
 }
 
+/* The endpoint a way of SET under TAG holds for ADDR, if it still is ADDR's; counted. */
+static struct gw_endpoint *cache_find(struct gw_worker *w, const struct gw_endpoint_cache_set *set,
+				      uint32_t tag, uint8_t tenant, int family, const void *addr)
+{
+	struct gw_endpoint *ep;
+
+	for (unsigned i = 0; i < GW_ENDPOINT_CACHE_WAYS; i++) {
+		if (set->tag[i] == tag && (ep = remembered(set->ep[i], tenant, family, addr))) {
+			w->endpoint_cache_hits++;
+			return ep;
+		}
+	}
+	return NULL;
+}
+
 /* EP in SET under TAG: the way that had the tag, else an empty one, else one by the tag. */
 static void cache_put(struct gw_endpoint_cache_set *set, uint32_t tag, struct gw_endpoint *ep)
 {
@@ -607,8 +630,6 @@ void endpoint_learn(struct gw_worker *w, uint8_t tenant, int family, const void 
 	struct gw *gw = w->gw;
 	unsigned long hash;
 	struct endpoint_key key = { tenant, (uint8_t)family, addr };
-	struct cds_lfht_iter iter;
-	struct cds_lfht_node *node;
 	struct gw_endpoint_cache_set *set;
 	uint32_t tag;
 	struct gw_endpoint *ep = learned_hint(w, site, tenant, family, addr);
@@ -619,21 +640,12 @@ void endpoint_learn(struct gw_worker *w, uint8_t tenant, int family, const void 
 	}
 	hash = hash_endpoint(tenant, family, addr);
 	set = cache_set_of(w, hash, &tag);
-	for (unsigned i = 0; i < GW_ENDPOINT_CACHE_WAYS; i++) {
-		if (set->tag[i] == tag && (ep = remembered(set->ep[i], tenant, family, addr))) {
-			w->endpoint_cache_hits++;
-			endpoint_refresh(w, ep, site);
-			site->lane[w->index].learned = ep;
-			return;
-		}
-	}
-	cds_lfht_lookup(gw->endpoints, hash, match_endpoint, &key, &iter);
-	node = cds_lfht_iter_get_node(&iter);
-	if (node) {
-		ep = caa_container_of(node, struct gw_endpoint, node);
+	ep = cache_find(w, set, tag, tenant, family, addr);
+	if (!ep && (ep = table_find(gw, hash, tenant, family, addr)))
+		cache_put(set, tag, ep);
+	if (ep) {
 		endpoint_refresh(w, ep, site);
 		site->lane[w->index].learned = ep;
-		cache_put(set, tag, ep);
 		return;
 	}
 	ep = pool_take(w);
@@ -660,27 +672,13 @@ void endpoint_learn(struct gw_worker *w, uint8_t tenant, int family, const void 
 struct gw_site *endpoint_find(struct gw_worker *w, uint8_t tenant, int family, const void *addr)
 {
 	unsigned long hash = hash_endpoint(tenant, family, addr);
-	struct endpoint_key key = { tenant, (uint8_t)family, addr };
-	struct cds_lfht_iter iter;
-	struct cds_lfht_node *node;
-	struct gw_endpoint_cache_set *set;
-	struct gw_endpoint *ep;
 	uint32_t tag;
+	struct gw_endpoint_cache_set *set = cache_set_of(w, hash, &tag);
+	struct gw_endpoint *ep = cache_find(w, set, tag, tenant, family, addr);
 
-	set = cache_set_of(w, hash, &tag);
-	for (unsigned i = 0; i < GW_ENDPOINT_CACHE_WAYS; i++) {
-		if (set->tag[i] == tag && (ep = remembered(set->ep[i], tenant, family, addr))) {
-			w->endpoint_cache_hits++;
-			return site_by_ref(w->gw, __atomic_load_n(&ep->site_ref, __ATOMIC_RELAXED));
-		}
-	}
-	cds_lfht_lookup(w->gw->endpoints, hash, match_endpoint, &key, &iter);
-	node = cds_lfht_iter_get_node(&iter);
-	if (!node)
-		return NULL;
-	ep = caa_container_of(node, struct gw_endpoint, node);
-	cache_put(set, tag, ep);
-	return site_by_ref(w->gw, __atomic_load_n(&ep->site_ref, __ATOMIC_RELAXED));
+	if (!ep && (ep = table_find(w->gw, hash, tenant, family, addr)))
+		cache_put(set, tag, ep);
+	return endpoint_site(w->gw, ep);
 }
 
 void endpoint_cache_set(struct gw_worker *w, struct gw_rx *rx)

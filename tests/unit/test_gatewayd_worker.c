@@ -1101,7 +1101,8 @@ int main(void)
 	CU_add_test(s, "merged by the kernel: too big, or not as its type says",
 		    test_kernel_merged_refused);
 	CU_add_test(s, "endpoint moved, aged, learned again", test_endpoint_moved_and_aged);
-	CU_add_test(s, "the endpoint cache: hosts in turn, stale ways refused", test_endpoint_cache);
+	CU_add_test(s, "the endpoint cache: hosts in turn, stale ways refused",
+		    test_endpoint_cache);
 	CU_add_test(s, "every packet counted", test_every_packet_counted);
 	/* Last: its TUN reads are not in the count above. */
 	CU_add_test(s, "frames to a resolved next hop", test_frames_to_next_hop);
